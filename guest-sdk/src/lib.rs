@@ -1,0 +1,39 @@
+//! The devstash guest SDK: mark slow or expensive calls so that the `devstash` runner stores
+//! their results and returns them on later runs.
+//!
+//! ```ignore
+//! use devstash::{stash, stashed};
+//!
+//! fn slow_function(x: u64) -> u64 { /* seconds of work */ x * 2 }
+//!
+//! // Inline, on a call: the successor of the Python devstash's `# @devstash` line marker.
+//! let v = stash!(slow_function(10));
+//! let w = stash!(ttl = "24h", slow_function(20));
+//!
+//! // On a definition: every call is stored; for a `Result`, only `Ok` values are.
+//! #[stashed(ttl = "1d")]
+//! fn fetch_repo(name: &str) -> Result<String, std::io::Error> { /* ... */ }
+//! ```
+//!
+//! Arguments (and a method call's receiver) must implement `serde::Serialize`; the value must
+//! implement `serde::Serialize` and `serde::de::DeserializeOwned`. Anything else is a compile
+//! error at the marker, never a silent shared key.
+//!
+//! Built for any target other than `wasm32`, the markers are plain calls, so the same code
+//! builds and runs natively.
+//!
+//! The attribute is called `stashed` rather than `stash` because Rust does not let one crate
+//! export a function-like macro and an attribute macro under the same name.
+
+#![warn(missing_docs)]
+
+pub use devstash_macros::{stash, stashed};
+pub use devstash_protocol as protocol;
+
+pub mod log;
+
+#[doc(hidden)]
+pub mod __rt;
+
+#[cfg(target_arch = "wasm32")]
+mod abi;

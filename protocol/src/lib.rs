@@ -1,0 +1,268 @@
+//! The guest/host protocol of devstash, defined once for both sides.
+//!
+//! A guest (any language that targets `wasm32-wasip1`) talks to the devstash runner through a
+//! handful of functions imported from the wasm module [`IMPORT_MODULE`] (`"devstash"`). Every
+//! pointer and length is a 32-bit offset into the guest's exported `memory`; every structured
+//! value crosses the boundary as [postcard](https://postcard.jamesmunns.com/wire-format) bytes
+//! (see [`codec`]). The runner bounds-checks everything it is handed and traps the guest with a
+//! clear message when something is out of range.
+//!
+//! # Imports (ABI version 1)
+//!
+//! | import | signature | what it does |
+//! |---|---|---|
+//! | `site_register` | `(desc_ptr: i32, desc_len: i32) -> i32` | Registers a marked call site described by a postcard [`SiteDesc`]. Returns a site handle (>= 0) or a negative [`Status`]. |
+//! | `stash_get` | `(site: i32, args_ptr: i32, args_len: i32, flags: i32, out_ptr: i32) -> i32` | Looks up the call with the given canonical argument bytes. Returns [`Status::Hit`] and writes the value's length (u64, little endian) at `out_ptr`, or [`Status::Miss`] and writes a ticket (u64) at `out_ptr`. `flags` is a set of [`get_flags`]. |
+//! | `stash_take` | `(dst_ptr: i32, dst_len: i32) -> i32` | Copies the value of the last hit into guest memory. `dst_len` must equal the length `stash_get` reported. |
+//! | `stash_put` | `(ticket: i64, val_ptr: i32, val_len: i32, preview_ptr: i32, preview_len: i32) -> i32` | Stores the value computed for a missed call. The preview is optional UTF-8 text describing the arguments (`preview_len` 0 for none). |
+//! | `stash_forget` | `(ticket: i64) -> i32` | The call for this ticket finished without a value to store (for example an `Err`). |
+//! | `log` | `(level: i32, msg_ptr: i32, msg_len: i32) -> i32` | Writes a log line through the runner's logger ([`LogLevel`]). |
+//!
+//! A guest calls `site_register` once per site and keeps the handle. A hit costs one
+//! `stash_get` and one `stash_take`; a miss costs `stash_get`, the real call, and `stash_put`.
+//!
+//! # Keys
+//!
+//! The runner derives an entry's key with [`entry_key`]: blake3 over the ABI version, the site
+//! identity, the site's code fingerprint and the canonical (postcard) encoding of the arguments,
+//! each length-prefixed so that no two different inputs share a byte stream.
+//!
+//! # Sites in the module
+//!
+//! The SDK macros also describe every marked site in the custom section [`SITES_SECTION`]: one
+//! JSON object per line (see [`SiteRecord`]), so that `devstash inspect app.wasm` can list them
+//! without running the module.
+
+#![no_std]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+use alloc::string::String;
+
+use serde::{Deserialize, Serialize};
+
+/// The version of this protocol. A runner refuses a module built against another version.
+pub const ABI_VERSION: u32 = 1;
+
+/// The wasm import module every devstash import lives in.
+pub const IMPORT_MODULE: &str = "devstash";
+
+/// Name of the custom section in which the SDK macros describe the module's marked sites.
+pub const SITES_SECTION: &str = "devstash.sites";
+
+/// Import names, one constant each, so that both sides spell them the same.
+pub mod import {
+    /// `site_register(desc_ptr, desc_len) -> i32`
+    pub const SITE_REGISTER: &str = "site_register";
+    /// `stash_get(site, args_ptr, args_len, flags, out_ptr) -> i32`
+    pub const STASH_GET: &str = "stash_get";
+    /// `stash_take(dst_ptr, dst_len) -> i32`
+    pub const STASH_TAKE: &str = "stash_take";
+    /// `stash_put(ticket, val_ptr, val_len, preview_ptr, preview_len) -> i32`
+    pub const STASH_PUT: &str = "stash_put";
+    /// `stash_forget(ticket) -> i32`
+    pub const STASH_FORGET: &str = "stash_forget";
+    /// `log(level, msg_ptr, msg_len) -> i32`
+    pub const LOG: &str = "log";
+    /// Every import of this ABI version.
+    pub const ALL: &[&str] = &[
+        SITE_REGISTER,
+        STASH_GET,
+        STASH_TAKE,
+        STASH_PUT,
+        STASH_FORGET,
+        LOG,
+    ];
+}
+
+/// Flags of `stash_get`.
+pub mod get_flags {
+    /// Treat a stored value as missing: the guest could not decode it (its type changed), so it
+    /// asks for a ticket to store a fresh one.
+    pub const REFRESH: i32 = 1;
+}
+
+/// Status codes returned by the imports. Non-negative values are successes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Status {
+    /// The call's value is stored; its length was written at `out_ptr`.
+    Hit = 0,
+    /// Nothing usable is stored; run the call and hand its value to `stash_put` with the ticket
+    /// written at `out_ptr`.
+    Miss = 1,
+    /// A handle or ticket the runner does not know.
+    UnknownHandle = -1,
+    /// The value could not be stored (disk full, read-only cache); the run goes on uncached.
+    StoreFailed = -2,
+    /// `stash_take` was called with nothing pending or with the wrong length.
+    NothingPending = -3,
+}
+
+impl Status {
+    /// The status for a raw return value, if it is one this version defines.
+    pub fn from_raw(raw: i32) -> Option<Status> {
+        Some(match raw {
+            0 => Status::Hit,
+            1 => Status::Miss,
+            -1 => Status::UnknownHandle,
+            -2 => Status::StoreFailed,
+            -3 => Status::NothingPending,
+            _ => return None,
+        })
+    }
+}
+
+/// Severity of a guest log line, as passed to the `log` import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum LogLevel {
+    /// Fine-grained detail.
+    Trace = 0,
+    /// Diagnostics for developers.
+    Debug = 1,
+    /// Normal progress.
+    Info = 2,
+    /// Something looks wrong but the run goes on.
+    Warn = 3,
+    /// Something failed.
+    Error = 4,
+}
+
+impl LogLevel {
+    /// The level for a raw value; anything unknown is treated as `Info`.
+    pub fn from_raw(raw: i32) -> LogLevel {
+        match raw {
+            0 => LogLevel::Trace,
+            1 => LogLevel::Debug,
+            3 => LogLevel::Warn,
+            4 => LogLevel::Error,
+            _ => LogLevel::Info,
+        }
+    }
+}
+
+/// How a site was marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SiteKind {
+    /// `stash!(callee(args))` on a call expression.
+    Call,
+    /// `#[stash]` on a function definition.
+    Fn,
+}
+
+/// A marked call site, as the guest describes it to `site_register` (postcard-encoded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteDesc {
+    /// The ABI version the guest was built against; must equal [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// Module path of the site, e.g. `quickstart` or `app::net`.
+    pub module_path: String,
+    /// The callee or function name, e.g. `slow_function` or `Client::fetch`.
+    pub callee: String,
+    /// Source file of the marker.
+    pub file: String,
+    /// Line of the marker.
+    pub line: u32,
+    /// Time to live in seconds; `None` keeps the entry until it is cleared.
+    pub ttl_secs: Option<u64>,
+    /// blake3 (hex) of the marked code, so that editing it invalidates its entries.
+    pub fingerprint: String,
+    /// Rust type name of the stored value.
+    pub value_type: String,
+    /// How the site was marked.
+    pub kind: SiteKind,
+}
+
+impl SiteDesc {
+    /// The site's identity: `module_path::callee`.
+    pub fn identity(&self) -> String {
+        let mut id = String::with_capacity(self.module_path.len() + 2 + self.callee.len());
+        id.push_str(&self.module_path);
+        id.push_str("::");
+        id.push_str(&self.callee);
+        id
+    }
+}
+
+/// One line of the [`SITES_SECTION`] custom section (JSON), written at compile time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRecord {
+    /// ABI version of the SDK that emitted the record.
+    pub abi: u32,
+    /// Module path of the site.
+    pub module: String,
+    /// Callee or function name.
+    pub callee: String,
+    /// Source file.
+    pub file: String,
+    /// Source line.
+    pub line: u32,
+    /// TTL as written in the marker (e.g. `1d`), if any.
+    pub ttl: Option<String>,
+    /// `call` or `fn`.
+    pub kind: String,
+    /// Code fingerprint (blake3 hex).
+    pub fingerprint: String,
+}
+
+/// The key of a stored entry: blake3 over the ABI version, the site identity, the site's code
+/// fingerprint and the canonical argument bytes, each length-prefixed.
+///
+/// The value type is deliberately not part of the key: the fingerprint covers the code that
+/// declares it, and a value that no longer decodes is treated as a miss by the SDK.
+pub fn entry_key(site_identity: &str, fingerprint: &str, args: &[u8]) -> [u8; 32] {
+    KeyHasher::for_site(site_identity, fingerprint).key(args)
+}
+
+/// Incremental form of [`entry_key`]: the site part is hashed once, each call adds its arguments.
+#[derive(Clone)]
+pub struct KeyHasher {
+    site: blake3::Hasher,
+}
+
+impl KeyHasher {
+    /// Hashes the per-site prefix of the key.
+    pub fn for_site(site_identity: &str, fingerprint: &str) -> KeyHasher {
+        let mut site = blake3::Hasher::new();
+        site.update(b"devstash-key");
+        site.update(&ABI_VERSION.to_le_bytes());
+        for part in [site_identity.as_bytes(), fingerprint.as_bytes()] {
+            site.update(&(part.len() as u64).to_le_bytes());
+            site.update(part);
+        }
+        KeyHasher { site }
+    }
+
+    /// The key of one call of this site with the given canonical argument bytes.
+    pub fn key(&self, args: &[u8]) -> [u8; 32] {
+        let mut h = self.site.clone();
+        h.update(&(args.len() as u64).to_le_bytes());
+        h.update(args);
+        *h.finalize().as_bytes()
+    }
+}
+
+/// The one codec both sides use for values and arguments: postcard, whose wire format is
+/// specified and stable across 1.x releases.
+pub mod codec {
+    use alloc::vec::Vec;
+    use serde::{Serialize, de::DeserializeOwned};
+
+    /// Encodes a value.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(value)
+    }
+
+    /// Decodes a value, refusing trailing bytes so that a value of another type is not
+    /// silently accepted.
+    pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
+        let (value, rest) = postcard::take_from_bytes(bytes)?;
+        if rest.is_empty() {
+            Ok(value)
+        } else {
+            Err(postcard::Error::DeserializeBadEncoding)
+        }
+    }
+}

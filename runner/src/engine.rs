@@ -1,0 +1,149 @@
+//! The wasmtime engine and the compiled-module cache.
+//!
+//! Compiling a guest with Cranelift costs ~100 ms; loading a precompiled module costs well under
+//! one. Compiled modules are kept under `<cache dir>/modules/`, named by blake3 over the module's
+//! bytes and the engine's compatibility hash (wasmtime version, target, settings), so a changed
+//! module or runner never loads a stale compilation.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use wasmtime::{Config, Engine, Module};
+
+use crate::store::disk::{create_cache_dir, write_atomic};
+
+/// Folder of the cache directory that holds compiled modules.
+pub const MODULES_DIR: &str = "modules";
+
+/// Builds the engine every command uses.
+pub fn engine() -> Result<Engine> {
+    let config = Config::new();
+    Ok(Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("cannot set up the WebAssembly engine")?)
+}
+
+/// A module file, read and checked.
+pub struct ModuleFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its bytes (WAT text is accepted and kept as text).
+    pub bytes: Vec<u8>,
+}
+
+/// Reads a module and rejects what is not a core wasm module, with a line that says what to do.
+pub fn read_module(path: &Path) -> Result<ModuleFile> {
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read module {}: pass the path of a .wasm file",
+            path.display()
+        )
+    })?;
+    let shown = path.display();
+    if bytes.starts_with(b"\0asm") {
+        if bytes.len() < 8 {
+            bail!("{shown} is cut short: rebuild it");
+        }
+        match bytes[4..8] {
+            [1, 0, 0, 0] => {}
+            [_, _, 1, 0] => bail!(
+                "{shown} is a WebAssembly component; devstash runs core modules: build with \
+                 `--target wasm32-wasip1`"
+            ),
+            _ => bail!("{shown} is a WebAssembly binary of an unknown version"),
+        }
+    } else if !looks_like_wat(path, &bytes) {
+        bail!(
+            "{shown} is not a WebAssembly module: build your program with `cargo build \
+             --target wasm32-wasip1` and pass target/wasm32-wasip1/<profile>/<name>.wasm"
+        );
+    }
+    Ok(ModuleFile {
+        path: path.to_path_buf(),
+        bytes,
+    })
+}
+
+fn looks_like_wat(path: &Path, bytes: &[u8]) -> bool {
+    path.extension().is_some_and(|e| e == "wat")
+        || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'(')
+}
+
+/// blake3 of the module and the engine's compatibility hash: the compiled module's name.
+fn compiled_key(engine: &Engine, module: &[u8]) -> String {
+    struct Feed(blake3::Hasher);
+    impl Hasher for Feed {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        fn finish(&self) -> u64 {
+            0
+        }
+    }
+    let mut feed = Feed(blake3::Hasher::new());
+    feed.0.update(b"devstash-module");
+    feed.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+    engine.precompile_compatibility_hash().hash(&mut feed);
+    feed.0.update(module);
+    feed.0.finalize().to_hex()[..32].to_string()
+}
+
+/// Compiles a module, or loads its compilation from `<cache_dir>/modules/` when present and
+/// intact. Failing to use the cache is never an error: the module is compiled instead.
+pub fn load(engine: &Engine, file: &ModuleFile, cache_dir: Option<&Path>) -> Result<Module> {
+    let Some(cache_dir) = cache_dir else {
+        return compile(engine, file);
+    };
+    let name = format!("{}.cwasm", compiled_key(engine, &file.bytes));
+    let modules = cache_dir.join(MODULES_DIR);
+    if let Ok(dir) = Dir::open_ambient_dir(&modules, ambient_authority())
+        && let Ok(bytes) = dir.read(&name)
+    {
+        match verified(&bytes) {
+            // SAFETY: the bytes are a compilation this runner wrote (checksum verified) for
+            // this exact engine configuration (part of the name).
+            Some(code) => match unsafe { Module::deserialize(engine, code) } {
+                Ok(m) => return Ok(m),
+                Err(e) => tracing::debug!("compiled module {name} unusable: {e:#}"),
+            },
+            None => tracing::warn!(
+                "{}: checksum mismatch; recompiling",
+                modules.join(&name).display()
+            ),
+        }
+    }
+    let module = compile(engine, file)?;
+    if let Err(e) = save(&modules, cache_dir, &name, &module) {
+        tracing::debug!("could not keep the compiled module: {e:#}");
+    }
+    Ok(module)
+}
+
+fn compile(engine: &Engine, file: &ModuleFile) -> Result<Module> {
+    Module::new(engine, &file.bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{} is not a valid WebAssembly module", file.path.display()))
+}
+
+/// The compiled code if the trailing 32-byte blake3 matches.
+fn verified(bytes: &[u8]) -> Option<&[u8]> {
+    let split = bytes.len().checked_sub(32)?;
+    let (code, sum) = bytes.split_at(split);
+    (blake3::hash(code).as_bytes() == sum).then_some(code)
+}
+
+fn save(modules: &Path, cache_dir: &Path, name: &str, module: &Module) -> Result<()> {
+    if !cache_dir.exists() {
+        create_cache_dir(cache_dir)?;
+    }
+    std::fs::create_dir_all(modules)?;
+    let dir = Dir::open_ambient_dir(modules, ambient_authority())?;
+    let mut bytes = module.serialize()?;
+    let sum = *blake3::hash(&bytes).as_bytes();
+    bytes.extend_from_slice(&sum);
+    write_atomic(&dir, name, &bytes)?;
+    Ok(())
+}

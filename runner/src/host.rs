@@ -1,0 +1,408 @@
+//! The `devstash` host imports (see `devstash_protocol` for the contract) and the per-run state
+//! behind them.
+//!
+//! The guest is untrusted: every pointer and length is bounds-checked against its memory, every
+//! handle and ticket is checked, and sizes are capped. A guest that breaks the protocol is
+//! trapped with a message naming the import and what was wrong; the host never panics on guest
+//! input.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use devstash_protocol::{
+    ABI_VERSION, IMPORT_MODULE, KeyHasher, LogLevel, SiteDesc, SiteKind, Status, codec, get_flags,
+    import,
+};
+use wasmtime::{Caller, Extern, Linker, Memory, Result, bail, format_err};
+
+use crate::store::names::{entry_name, entry_stem};
+use crate::store::pattern::Pattern;
+use crate::store::{EntryRef, Header, Lookup, Tier};
+
+/// Largest site descriptor a guest may register, in bytes.
+const MAX_SITE_DESC: usize = 64 * 1024;
+/// Most sites one run may register.
+const MAX_SITES: usize = 1 << 16;
+/// Most missed calls that may be running at once (nested marked calls).
+const MAX_TICKETS: usize = 1 << 16;
+/// Longest log line taken from a guest, in bytes.
+const MAX_LOG: usize = 64 * 1024;
+/// Longest arguments preview kept, in bytes.
+const MAX_PREVIEW: usize = 256;
+
+/// What the run does with marked calls.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Run every marked call and store nothing (`--no-cache`, `DEVSTASH_SKIP=1`).
+    pub no_cache: bool,
+    /// Recompute the entries that match (`--refresh[=PATTERN]`).
+    pub refresh: Option<Pattern>,
+}
+
+/// Counters for the summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Calls answered from the store.
+    pub hits: u64,
+    /// Calls that ran.
+    pub misses: u64,
+    /// Values written to the store.
+    pub stored: u64,
+    /// Of the misses, those whose entry had expired.
+    pub expired: u64,
+    /// Of the misses, those whose entry failed verification.
+    pub corrupt: u64,
+    /// Recorded compute time of the hits, in nanoseconds.
+    pub saved_ns: u64,
+}
+
+/// A registered site.
+struct Site {
+    desc: SiteDesc,
+    identity: String,
+    location: String,
+    /// Sanitized, capped identity: the first part of every entry file name of this site.
+    stem: String,
+    hasher: KeyHasher,
+}
+
+/// A missed call whose value is being computed.
+struct Ticket {
+    site: usize,
+    key: [u8; 32],
+    started: Instant,
+}
+
+/// The state behind the imports, one per run.
+pub struct StashHost {
+    tier: Box<dyn Tier>,
+    policy: Policy,
+    sites: Vec<Site>,
+    tickets: HashMap<u64, Ticket>,
+    next_ticket: u64,
+    pending: Option<crate::store::Entry>,
+    store_failed: bool,
+    /// Counters for the summary line.
+    pub stats: Stats,
+}
+
+impl StashHost {
+    /// State for a run that keeps its entries in `tier`.
+    pub fn new(tier: Box<dyn Tier>, policy: Policy) -> StashHost {
+        StashHost {
+            tier,
+            policy,
+            sites: Vec::new(),
+            tickets: HashMap::new(),
+            next_ticket: 1,
+            pending: None,
+            store_failed: false,
+            stats: Stats::default(),
+        }
+    }
+
+    fn register(&mut self, desc: SiteDesc) -> Result<i32> {
+        if desc.abi_version != ABI_VERSION {
+            bail!(
+                "this module was built with a devstash SDK that speaks ABI version {}, and this \
+                 runner speaks version {ABI_VERSION}: rebuild the module against a matching \
+                 `devstash` crate, or use a matching runner",
+                desc.abi_version
+            );
+        }
+        if self.sites.len() >= MAX_SITES {
+            bail!("the guest registered more than {MAX_SITES} marked sites");
+        }
+        let identity = desc.identity();
+        let stem = entry_stem(&identity);
+        let site = Site {
+            hasher: KeyHasher::for_site(&identity, &desc.fingerprint),
+            location: format!("{}:{}", desc.file, desc.line),
+            identity,
+            stem,
+            desc,
+        };
+        self.sites.push(site);
+        Ok((self.sites.len() - 1) as i32)
+    }
+
+    fn entry_ref(&self, site: usize, key: &[u8; 32]) -> EntryRef {
+        let key_hex = hex(key);
+        let name = entry_name(&self.sites[site].stem, &key_hex);
+        EntryRef { name, key_hex }
+    }
+
+    /// Looks up a call; returns the status and the u64 to write at `out_ptr`.
+    fn get(&mut self, site: usize, key: [u8; 32], flags: i32) -> Result<(Status, u64)> {
+        let at = self.entry_ref(site, &key);
+        let s = &self.sites[site];
+        let forced = flags & get_flags::REFRESH != 0
+            || self
+                .policy
+                .refresh
+                .as_ref()
+                .is_some_and(|p| p.matches(&s.identity, &at.name));
+        if !self.policy.no_cache && !forced {
+            match self.tier.get(&at) {
+                Lookup::Found(entry) => {
+                    if entry.header.is_expired(s.desc.ttl_secs, SystemTime::now()) {
+                        self.stats.expired += 1;
+                        tracing::debug!("{} expired; recomputing", at.name);
+                    } else {
+                        let len = entry.payload().len() as u64;
+                        self.stats.hits += 1;
+                        self.stats.saved_ns =
+                            self.stats.saved_ns.saturating_add(entry.header.compute_ns);
+                        tracing::debug!("hit {}", at.name);
+                        self.pending = Some(entry);
+                        return Ok((Status::Hit, len));
+                    }
+                }
+                Lookup::Corrupt(why) => {
+                    self.stats.corrupt += 1;
+                    tracing::warn!(
+                        "{}: {why}; ignoring it and recomputing",
+                        std::path::Path::new(&self.tier.location())
+                            .join(&at.name)
+                            .display()
+                    );
+                }
+                Lookup::Missing => {}
+            }
+        }
+        if self.tickets.len() >= MAX_TICKETS {
+            bail!("more than {MAX_TICKETS} marked calls are in flight at once");
+        }
+        self.stats.misses += 1;
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.tickets.insert(
+            ticket,
+            Ticket {
+                site,
+                key,
+                started: Instant::now(),
+            },
+        );
+        Ok((Status::Miss, ticket))
+    }
+
+    fn put(&mut self, ticket: Ticket, value: &[u8], preview: Option<String>) -> Status {
+        if self.policy.no_cache {
+            return Status::Hit;
+        }
+        let compute_ns = u64::try_from(ticket.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let at = self.entry_ref(ticket.site, &ticket.key);
+        let s = &self.sites[ticket.site];
+        let header = Header {
+            key: at.key_hex.clone(),
+            created_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            ttl_secs: s.desc.ttl_secs,
+            site: s.identity.clone(),
+            location: s.location.clone(),
+            kind: match s.desc.kind {
+                SiteKind::Call => "call",
+                SiteKind::Fn => "fn",
+            }
+            .into(),
+            value_type: s.desc.value_type.clone(),
+            compute_ns,
+            payload_len: value.len() as u64,
+            args_preview: preview,
+        };
+        match self.tier.put(&at, &header, value) {
+            Ok(()) => {
+                self.stats.stored += 1;
+                Status::Hit
+            }
+            Err(e) => {
+                if !self.store_failed {
+                    tracing::warn!("{e:#}; the run goes on without storing results");
+                    self.store_failed = true;
+                }
+                Status::StoreFailed
+            }
+        }
+    }
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Access to the host state from the store's data.
+pub trait HasStash {
+    /// The devstash state of this run.
+    fn stash(&mut self) -> &mut StashHost;
+}
+
+fn memory<T>(caller: &mut Caller<'_, T>, func: &str) -> Result<Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Ok(m),
+        _ => bail!("devstash::{func}: the guest exports no memory named `memory`"),
+    }
+}
+
+/// The range `ptr..ptr+len` if it lies inside a memory of `size` bytes.
+fn span(func: &str, what: &str, ptr: i32, len: i32, size: usize) -> Result<std::ops::Range<usize>> {
+    let (p, l) = (ptr as u32 as usize, len as u32 as usize);
+    match p.checked_add(l) {
+        Some(end) if end <= size => Ok(p..end),
+        _ => Err(format_err!(
+            "devstash::{func}: {what} ({p:#x}, {l} bytes) lies outside the guest's memory of {size} bytes"
+        )),
+    }
+}
+
+fn site_index(host: &StashHost, func: &str, site: i32) -> Result<usize> {
+    usize::try_from(site)
+        .ok()
+        .filter(|&i| i < host.sites.len())
+        .ok_or_else(|| format_err!("devstash::{func}: unknown site handle {site}"))
+}
+
+/// Adds the `devstash` imports to a linker whose store data implements [`HasStash`].
+pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()> {
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SITE_REGISTER,
+        |mut caller: Caller<'_, T>, ptr: i32, len: i32| -> Result<i32> {
+            let f = import::SITE_REGISTER;
+            let mem = memory(&mut caller, f)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let r = span(f, "the site descriptor", ptr, len, data.len())?;
+            if r.len() > MAX_SITE_DESC {
+                bail!("devstash::{f}: a site descriptor of {} bytes is larger than {MAX_SITE_DESC}", r.len());
+            }
+            let desc: SiteDesc = codec::decode(&data[r])
+                .map_err(|e| format_err!("devstash::{f}: the site descriptor does not decode ({e}); is the module built with a matching devstash SDK?"))?;
+            state.stash().register(desc)
+        },
+    )?;
+
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::STASH_GET,
+        |mut caller: Caller<'_, T>,
+         site: i32,
+         ptr: i32,
+         len: i32,
+         flags: i32,
+         out: i32|
+         -> Result<i32> {
+            let f = import::STASH_GET;
+            let mem = memory(&mut caller, f)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let host = state.stash();
+            let site = site_index(host, f, site)?;
+            let out_r = span(f, "the output slot", out, 8, data.len())?;
+            let args = span(f, "the arguments", ptr, len, data.len())?;
+            // Hash straight from guest memory: no copy of the arguments.
+            let key = host.sites[site].hasher.key(&data[args]);
+            let (status, value) = host.get(site, key, flags)?;
+            data[out_r].copy_from_slice(&value.to_le_bytes());
+            Ok(status as i32)
+        },
+    )?;
+
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::STASH_TAKE,
+        |mut caller: Caller<'_, T>, ptr: i32, len: i32| -> Result<i32> {
+            let f = import::STASH_TAKE;
+            let mem = memory(&mut caller, f)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let Some(entry) = state.stash().pending.take() else {
+                bail!("devstash::{f}: called with no pending value (call stash_get first)");
+            };
+            let payload = entry.payload();
+            if len as u32 as usize != payload.len() {
+                bail!(
+                    "devstash::{f}: asked for {} bytes but the pending value has {}",
+                    len as u32,
+                    payload.len()
+                );
+            }
+            let r = span(f, "the destination", ptr, len, data.len())?;
+            data[r].copy_from_slice(payload);
+            Ok(Status::Hit as i32)
+        },
+    )?;
+
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::STASH_PUT,
+        |mut caller: Caller<'_, T>,
+         ticket: i64,
+         ptr: i32,
+         len: i32,
+         pptr: i32,
+         plen: i32|
+         -> Result<i32> {
+            let f = import::STASH_PUT;
+            let mem = memory(&mut caller, f)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let host = state.stash();
+            let Some(t) = host.tickets.remove(&(ticket as u64)) else {
+                bail!("devstash::{f}: unknown ticket {ticket}");
+            };
+            let value = span(f, "the value", ptr, len, data.len())?;
+            let preview = span(f, "the preview", pptr, plen, data.len())?;
+            let preview = (!preview.is_empty()).then(|| {
+                let bytes = &data[preview];
+                let mut s =
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_PREVIEW)]).into_owned();
+                if bytes.len() > MAX_PREVIEW {
+                    s.push('…');
+                }
+                s
+            });
+            Ok(host.put(t, &data[value], preview) as i32)
+        },
+    )?;
+
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::STASH_FORGET,
+        |mut caller: Caller<'_, T>, ticket: i64| -> Result<i32> {
+            match caller.data_mut().stash().tickets.remove(&(ticket as u64)) {
+                Some(_) => Ok(Status::Hit as i32),
+                None => bail!(
+                    "devstash::{}: unknown ticket {ticket}",
+                    import::STASH_FORGET
+                ),
+            }
+        },
+    )?;
+
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::LOG,
+        |mut caller: Caller<'_, T>, level: i32, ptr: i32, len: i32| -> Result<i32> {
+            let f = import::LOG;
+            let mem = memory(&mut caller, f)?;
+            let data = mem.data(&caller);
+            let r = span(f, "the message", ptr, len, data.len())?;
+            let bytes = &data[r];
+            let msg = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_LOG)]);
+            match LogLevel::from_raw(level) {
+                LogLevel::Trace => tracing::trace!(target: "guest", "{msg}"),
+                LogLevel::Debug => tracing::debug!(target: "guest", "{msg}"),
+                LogLevel::Info => tracing::info!(target: "guest", "{msg}"),
+                LogLevel::Warn => tracing::warn!(target: "guest", "{msg}"),
+                LogLevel::Error => tracing::error!(target: "guest", "{msg}"),
+            }
+            Ok(0)
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! Running a module: load (or reuse) its compilation, link WASI and the devstash imports, call
+//! `_start`, and turn the outcome into an exit code and a summary line.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use devstash_protocol::{IMPORT_MODULE, import};
+use wasmtime::{Engine, Linker, Module, Store, Trap, WasmBacktrace};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::cli::{CacheArgs, GlobalArgs, ModuleArgs, RunArgs};
+use crate::engine;
+use crate::exit;
+use crate::host::{self, HasStash, Policy, StashHost, Stats};
+use crate::sandbox::Sandbox;
+use crate::store::disk::DiskTier;
+use crate::store::pattern::Pattern;
+
+/// The store data of a run: the WASI context and the devstash state.
+pub struct Ctx {
+    /// WASI preview 1.
+    pub wasi: WasiP1Ctx,
+    /// The devstash imports' state.
+    pub stash: StashHost,
+}
+
+impl HasStash for Ctx {
+    fn stash(&mut self) -> &mut StashHost {
+        &mut self.stash
+    }
+}
+
+/// How a guest ended.
+#[derive(Debug)]
+pub enum Exit {
+    /// It returned from `main` (0) or called `proc_exit`.
+    Code(i32),
+    /// It trapped, or a host import stopped it; the message is ready to print.
+    Trap(String),
+}
+
+impl Exit {
+    /// The process exit code for this ending.
+    pub fn code(&self) -> i32 {
+        match self {
+            Exit::Code(c) => *c,
+            Exit::Trap(_) => exit::TRAP,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// How the guest ended.
+    pub exit: Exit,
+    /// What the marked calls did.
+    pub stats: Stats,
+}
+
+/// A module ready to instantiate.
+pub struct Prepared {
+    /// The engine it was compiled for.
+    pub engine: Engine,
+    /// The compiled module.
+    pub module: Module,
+    /// The module file's bytes (for tapes and inspection).
+    pub bytes: Vec<u8>,
+}
+
+/// Reads, checks and compiles (or loads the compilation of) the module.
+pub fn prepare(global: &GlobalArgs, module: &ModuleArgs) -> Result<Prepared> {
+    let file = engine::read_module(&module.module)?;
+    let engine = engine::engine()?;
+    let compiled = engine::load(&engine, &file, Some(&global.cache_dir))?;
+    check_imports(&compiled, &module.module.display().to_string())?;
+    Ok(Prepared {
+        engine,
+        module: compiled,
+        bytes: file.bytes,
+    })
+}
+
+/// Refuses imports devstash does not provide, with a line that says what to do.
+pub fn check_imports(module: &Module, shown: &str) -> Result<()> {
+    for imp in module.imports() {
+        match imp.module() {
+            "wasi_snapshot_preview1" => {}
+            m if m == IMPORT_MODULE => {
+                if !import::ALL.contains(&imp.name()) {
+                    bail!(
+                        "{shown} imports `{m}::{}`, which this runner does not know: it was built \
+                         with a newer devstash SDK; update devstash",
+                        imp.name()
+                    );
+                }
+            }
+            m => bail!(
+                "{shown} imports `{m}::{}`, which devstash does not provide: a wasm32-wasip1 \
+                 program may import only WASI preview 1 and the devstash SDK",
+                imp.name()
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The sandbox described by the command line.
+pub fn sandbox(module: &ModuleArgs) -> Sandbox {
+    let program = module
+        .module
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "main.wasm".into());
+    let mut args = vec![program];
+    args.extend(module.args.iter().cloned());
+    Sandbox {
+        args,
+        env: module.env.clone(),
+        dirs: module.dirs.clone(),
+    }
+}
+
+/// The policy described by the command line.
+pub fn policy(cache: &CacheArgs) -> Result<Policy> {
+    Ok(Policy {
+        no_cache: cache.no_cache,
+        refresh: cache.refresh.as_deref().map(Pattern::new).transpose()?,
+    })
+}
+
+/// Instantiates and runs a prepared module to its end.
+pub fn execute(prepared: &Prepared, wasi: WasiP1Ctx, stash: StashHost) -> Result<Outcome> {
+    let mut linker: Linker<Ctx> = Linker::new(&prepared.engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| &mut c.wasi)?;
+    host::add_to_linker(&mut linker)?;
+    let mut store = Store::new(&prepared.engine, Ctx { wasi, stash });
+    let instance = linker
+        .instantiate(&mut store, &prepared.module)
+        .map_err(anyhow::Error::from)
+        .context("cannot instantiate the module")?;
+    let start = instance
+        .get_typed_func::<(), ()>(&mut store, "_start")
+        .map_err(anyhow::Error::from)
+        .context(
+            "the module has no `_start` function: build a binary (with `fn main`), not a library",
+        )?;
+    let exit = match start.call(&mut store, ()) {
+        Ok(()) => Exit::Code(0),
+        Err(e) => ending(e),
+    };
+    Ok(Outcome {
+        exit,
+        stats: std::mem::take(&mut store.data_mut().stash.stats),
+    })
+}
+
+/// Classifies the error `_start` ended with.
+fn ending(e: wasmtime::Error) -> Exit {
+    if let Some(code) = e.downcast_ref::<I32Exit>() {
+        return Exit::Code(code.0);
+    }
+    let what = match e.downcast_ref::<Trap>() {
+        Some(trap) => format!("the guest trapped: {trap}"),
+        None => format!("the guest was stopped: {}", e.root_cause()),
+    };
+    let mut msg = format!("error: {what}");
+    if let Some(bt) = e.downcast_ref::<WasmBacktrace>()
+        && !bt.frames().is_empty()
+    {
+        msg.push_str(&format!("\nguest backtrace:\n{bt}"));
+    }
+    Exit::Trap(msg)
+}
+
+/// `devstash run`.
+pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<i32> {
+    let prepared = prepare(global, &args.module)?;
+    let wasi = sandbox(&args.module).builder()?.build_p1();
+    let tier = DiskTier::new(&global.cache_dir);
+    let stash = StashHost::new(Box::new(tier), policy(&args.cache)?);
+    let outcome = execute(&prepared, wasi, stash)?;
+    finish(global, &outcome, args.cache.no_cache);
+    Ok(outcome.exit.code())
+}
+
+/// Prints a trap's message and the summary line.
+pub fn finish(global: &GlobalArgs, outcome: &Outcome, no_cache: bool) {
+    if let Exit::Trap(msg) = &outcome.exit {
+        eprintln!("{msg}");
+    }
+    let s = &outcome.stats;
+    if !global.quiet && (s.hits + s.misses) > 0 {
+        eprintln!("{}", summary(s, no_cache));
+    }
+}
+
+/// The one summary line: `devstash: 1 hit, 0 misses, 0 stored; saved 2.00s`.
+pub fn summary(s: &Stats, no_cache: bool) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    if no_cache {
+        return format!(
+            "devstash: caching off; {} ran",
+            plural(s.misses, "marked call", "marked calls")
+        );
+    }
+    let mut line = format!(
+        "devstash: {}, {}, {} stored",
+        plural(s.hits, "hit", "hits"),
+        plural(s.misses, "miss", "misses"),
+        s.stored
+    );
+    if s.hits > 0 {
+        line.push_str(&format!(
+            "; saved {}",
+            human_duration(Duration::from_nanos(s.saved_ns))
+        ));
+    }
+    if s.expired > 0 {
+        line.push_str(&format!("; {} expired", s.expired));
+    }
+    if s.corrupt > 0 {
+        line.push_str(&format!("; {} corrupt, recomputed", s.corrupt));
+    }
+    line
+}
+
+/// `2.00s`, `340ms`, `0.4ms`, `3m 20s`: short and readable.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 120.0 {
+        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    } else if secs >= 1.0 {
+        format!("{secs:.2}s")
+    } else if secs >= 0.01 {
+        format!("{:.0}ms", secs * 1e3)
+    } else {
+        format!("{:.1}ms", secs * 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line() {
+        let s = Stats {
+            hits: 1,
+            misses: 2,
+            stored: 2,
+            saved_ns: 2_000_000_000,
+            ..Stats::default()
+        };
+        assert_eq!(
+            summary(&s, false),
+            "devstash: 1 hit, 2 misses, 2 stored; saved 2.00s"
+        );
+        assert_eq!(
+            summary(&s, true),
+            "devstash: caching off; 2 marked calls ran"
+        );
+        assert_eq!(human_duration(Duration::from_micros(400)), "0.4ms");
+        assert_eq!(human_duration(Duration::from_secs(200)), "3m 20s");
+    }
+}

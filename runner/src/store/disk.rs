@@ -1,0 +1,162 @@
+//! The local cache directory (`./.devstash_cache/` by default).
+//!
+//! Every operation goes through a cap-std [`Dir`] opened on the cache directory, so no entry
+//! name, however it was made, and no symlink placed in the directory can make the store read or
+//! write outside it.
+
+use std::cell::RefCell;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+
+use super::{Entry, EntryRef, Header, Lookup, Tier};
+
+/// Name of the marker file that identifies a devstash cache directory (the cross-tool
+/// `CACHEDIR.TAG` convention, which also keeps backup tools out).
+pub const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+const CACHEDIR_TAG_BODY: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This directory is a devstash cache (https://crates.io/crates/devstash).\n\
+# Its entries are recomputed when missing; `devstash clear --all` empties it.\n";
+
+/// Entries as files in one directory.
+pub struct DiskTier {
+    path: PathBuf,
+    // Opened lazily: a run with no marked calls must not create the directory.
+    dir: RefCell<Option<Dir>>,
+}
+
+impl DiskTier {
+    /// A tier over `path`, which need not exist yet.
+    pub fn new(path: impl Into<PathBuf>) -> DiskTier {
+        DiskTier {
+            path: path.into(),
+            dir: RefCell::new(None),
+        }
+    }
+
+    /// The cache directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the directory handle, opening it first; `create` makes the directory (and its
+    /// tag) when missing. `Ok(None)` when it does not exist and `create` is false.
+    fn with_dir<T>(&self, create: bool, f: impl FnOnce(&Dir) -> T) -> anyhow::Result<Option<T>> {
+        let mut slot = self.dir.borrow_mut();
+        if slot.is_none() {
+            match Dir::open_ambient_dir(&self.path, ambient_authority()) {
+                Ok(d) => *slot = Some(d),
+                Err(e) if e.kind() == ErrorKind::NotFound && create => {
+                    *slot = Some(create_cache_dir(&self.path)?);
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot open cache directory {}", self.path.display())
+                    });
+                }
+            }
+        }
+        Ok(slot.as_ref().map(f))
+    }
+}
+
+/// Creates a cache directory with its tag.
+pub fn create_cache_dir(path: &Path) -> anyhow::Result<Dir> {
+    std::fs::create_dir_all(path)
+        .with_context(|| format!("cannot create cache directory {}", path.display()))?;
+    let dir = Dir::open_ambient_dir(path, ambient_authority())
+        .with_context(|| format!("cannot open cache directory {}", path.display()))?;
+    if !dir.exists(CACHEDIR_TAG) {
+        // Best effort: the tag is a courtesy to other tools and a sign for `clear`.
+        let _ = dir.write(CACHEDIR_TAG, CACHEDIR_TAG_BODY);
+    }
+    Ok(dir)
+}
+
+/// Writes `bytes` to `name` inside `dir` atomically (temp file, then rename).
+pub fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = cap_tempfile::TempFile::new(dir)?;
+    tmp.write_all(bytes)?;
+    // No fsync: after a crash the rename either happened or not, and a torn file left by a
+    // power loss fails its checksum and is recomputed. A hit must not wait on the disk.
+    tmp.replace(name)
+}
+
+impl Tier for DiskTier {
+    fn get(&self, at: &EntryRef) -> Lookup {
+        let read = self.with_dir(false, |d| d.read(&at.name));
+        match read {
+            Ok(None) => Lookup::Missing,
+            Ok(Some(Err(e))) if e.kind() == ErrorKind::NotFound => Lookup::Missing,
+            Ok(Some(Err(e))) => Lookup::Corrupt(format!("cannot read: {e}")),
+            Err(e) => Lookup::Corrupt(format!("{e:#}")),
+            Ok(Some(Ok(bytes))) => match Entry::decode(bytes) {
+                Ok(entry) if entry.header.key == at.key_hex => Lookup::Found(entry),
+                Ok(_) => Lookup::Corrupt("holds another key (file renamed or copied?)".into()),
+                Err(why) => Lookup::Corrupt(why),
+            },
+        }
+    }
+
+    fn put(&self, at: &EntryRef, header: &Header, payload: &[u8]) -> anyhow::Result<()> {
+        let bytes = Entry::encode(header, payload);
+        self.with_dir(true, |d| write_atomic(d, &at.name, &bytes))?
+            .expect("created on demand")
+            .with_context(|| format!("cannot write {}", self.path.join(&at.name).display()))
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::names::entry_file_name;
+
+    fn header(key: &str, len: usize) -> Header {
+        Header {
+            key: key.into(),
+            created_ms: 1,
+            ttl_secs: None,
+            site: "app::f".into(),
+            location: "src/main.rs:1".into(),
+            kind: "call".into(),
+            value_type: "u8".into(),
+            compute_ns: 1,
+            payload_len: len as u64,
+            args_preview: None,
+        }
+    }
+
+    #[test]
+    fn put_then_get_and_lazy_creation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("cache");
+        let tier = DiskTier::new(&root);
+        let key = "ab".repeat(32);
+        let at = EntryRef {
+            name: entry_file_name("app::f", &key),
+            key_hex: key.clone(),
+        };
+        assert!(matches!(tier.get(&at), Lookup::Missing));
+        assert!(!root.exists(), "a lookup must not create the directory");
+        tier.put(&at, &header(&key, 3), b"xyz").unwrap();
+        assert!(root.join(CACHEDIR_TAG).exists());
+        match tier.get(&at) {
+            Lookup::Found(e) => assert_eq!(e.payload(), b"xyz"),
+            other => panic!("{other:?}"),
+        }
+        // Another key under the same file name is not returned as this one.
+        let other = EntryRef {
+            name: at.name.clone(),
+            key_hex: "cd".repeat(32),
+        };
+        assert!(matches!(tier.get(&other), Lookup::Corrupt(_)));
+    }
+}

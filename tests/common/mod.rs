@@ -1,0 +1,142 @@
+//! Shared by the end-to-end tests: builds guests for wasm32-wasip1 and drives the real
+//! `devstash` binary in a scratch directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Target directory for guests built by the tests. It is separate from the one `cargo test`
+/// holds locked while it runs.
+pub fn guest_target_dir() -> PathBuf {
+    workspace().join("target").join("guests")
+}
+
+/// Builds (once per test binary) every guest package of the workspace for wasm32-wasip1 and
+/// returns the path of `name`'s module.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(workspace())
+            .args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"])
+            .arg(guest_target_dir());
+        for pkg in ["quickstart", "parse", "numeric", "probe"] {
+            cmd.args(["-p", pkg]);
+        }
+        let out = cmd.output().expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "building the guests failed (is the wasm32-wasip1 target installed? \
+             `rustup target add wasm32-wasip1`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let path = guest_target_dir()
+        .join("wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
+    assert!(path.exists(), "no guest module at {}", path.display());
+    path
+}
+
+/// Builds a standalone guest crate (outside the workspace) and returns its module.
+pub fn build_crate(dir: &Path, name: &str) -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(dir)
+        .args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"])
+        .arg(guest_target_dir().join("standalone"))
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "building {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    guest_target_dir()
+        .join("standalone/wasm32-wasip1/release")
+        .join(format!("{name}.wasm"))
+}
+
+/// A scratch directory in which `devstash` runs (so `./.devstash_cache` lands inside it).
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+/// What one `devstash` invocation produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The default cache directory of runs made here.
+    pub fn cache(&self) -> PathBuf {
+        self.path().join(".devstash_cache")
+    }
+
+    /// A `devstash` command running in this directory, with a clean environment for the
+    /// variables devstash reads.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_devstash"));
+        c.current_dir(self.path())
+            .env_remove("DEVSTASH_CACHE_DIR")
+            .env_remove("DEVSTASH_SKIP")
+            .env_remove("DEVSTASH_LOG")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    /// Runs `devstash ARGS` and collects its output.
+    pub fn devstash(&self, args: &[&str]) -> Run {
+        self.cmd().args(args).output().expect("devstash runs").into()
+    }
+
+    /// Runs `devstash run MODULE ARGS`.
+    pub fn run(&self, module: &Path, args: &[&str]) -> Run {
+        let mut all = vec!["run", module.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.devstash(&all)
+    }
+
+    /// Entry files in the cache directory.
+    pub fn entries(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.cache())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "stash"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}

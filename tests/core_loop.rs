@@ -1,0 +1,1 @@
+//! End-to-end tests of the core loop (`devstash run`, the SDK markers, the store).
