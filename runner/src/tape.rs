@@ -22,3 +22,11 @@ pub fn record(_global: &GlobalArgs, _args: &RecordArgs) -> Result<i32> {
 pub fn replay(_global: &GlobalArgs, _args: &ReplayArgs) -> Result<i32> {
     anyhow::bail!("`devstash replay` is not available in this version")
 }
+
+/// The first bytes of every tape file; `devstash inspect` uses them to tell a tape from an entry.
+pub const TAPE_MAGIC: &[u8] = b"devstash-tape";
+
+/// Prints a summary of the tape at `path` (`devstash inspect TAPE`).
+pub fn inspect(_global: &GlobalArgs, path: &std::path::Path) -> Result<i32> {
+    anyhow::bail!("cannot summarize {}: tapes are not available in this version", path.display())
+}
