@@ -91,8 +91,8 @@ pub struct ModuleArgs {
 /// How marked calls use the cache.
 #[derive(Debug, Args)]
 pub struct CacheArgs {
-    /// Run every marked call for real and store nothing.
-    #[arg(long, env = "DEVSTASH_SKIP")]
+    /// Run every marked call for real and store nothing (`DEVSTASH_SKIP=1` does the same).
+    #[arg(long, env = "DEVSTASH_SKIP", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_cache: bool,
     /// Recompute entries matching PATTERN (all without one): a glob or substring of the site
     /// (`app::fetch`) or entry file name.

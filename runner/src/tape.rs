@@ -28,5 +28,8 @@ pub const TAPE_MAGIC: &[u8] = b"devstash-tape";
 
 /// Prints a summary of the tape at `path` (`devstash inspect TAPE`).
 pub fn inspect(_global: &GlobalArgs, path: &std::path::Path) -> Result<i32> {
-    anyhow::bail!("cannot summarize {}: tapes are not available in this version", path.display())
+    anyhow::bail!(
+        "cannot summarize {}: tapes are not available in this version",
+        path.display()
+    )
 }

@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Target directory for guests built by the tests. It is separate from the one `cargo test`
@@ -25,7 +28,13 @@ pub fn guest(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(workspace())
-            .args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip1",
+                "--target-dir",
+            ])
             .arg(guest_target_dir());
         for pkg in ["quickstart", "parse", "numeric", "probe"] {
             cmd.args(["-p", pkg]);
@@ -45,11 +54,21 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
-/// Builds a standalone guest crate (outside the workspace) and returns its module.
+/// Builds a standalone guest crate (outside the workspace) and returns its module. Give every
+/// crate its own package name: the module's path is derived from it.
 pub fn build_crate(dir: &Path, name: &str) -> PathBuf {
+    // Builds share one target directory (so dependencies compile once); one at a time.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO"))
         .current_dir(dir)
-        .args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--target-dir",
+        ])
         .arg(guest_target_dir().join("standalone"))
         .output()
         .expect("cargo runs");
@@ -62,6 +81,22 @@ pub fn build_crate(dir: &Path, name: &str) -> PathBuf {
     guest_target_dir()
         .join("standalone/wasm32-wasip1/release")
         .join(format!("{name}.wasm"))
+}
+
+/// Builds a standalone crate for wasm32-wasip1 and returns cargo's output, success or not.
+pub fn try_build_crate(dir: &Path) -> Output {
+    Command::new(env!("CARGO"))
+        .current_dir(dir)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--target-dir",
+        ])
+        .arg(guest_target_dir().join("standalone"))
+        .output()
+        .expect("cargo runs")
 }
 
 /// A scratch directory in which `devstash` runs (so `./.devstash_cache` lands inside it).
@@ -117,7 +152,11 @@ impl Sandbox {
 
     /// Runs `devstash ARGS` and collects its output.
     pub fn devstash(&self, args: &[&str]) -> Run {
-        self.cmd().args(args).output().expect("devstash runs").into()
+        self.cmd()
+            .args(args)
+            .output()
+            .expect("devstash runs")
+            .into()
     }
 
     /// Runs `devstash run MODULE ARGS`.
