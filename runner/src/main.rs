@@ -7,6 +7,7 @@ mod exit;
 mod host;
 mod inspect;
 mod manage;
+mod net;
 mod run;
 mod sandbox;
 mod store;
