@@ -7,7 +7,7 @@ DEVSTASH := target/debug/devstash
 QUICKSTART := target/$(WASM_TARGET)/release/quickstart.wasm
 DEMO_DIR := target/demo
 
-.PHONY: build guests demo test lint fmt clean
+.PHONY: build guests demo test lint fmt clean bench
 
 ## build: the devstash binary (release) and the example guests
 build: guests
@@ -38,6 +38,11 @@ test: lint
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## bench: every workload side by side with the Python devstash, joblib and wasmtime; writes bench/RESULTS.md
+bench:
+	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	python3 bench/bench.py
 
 fmt:
 	$(CARGO) fmt --all
