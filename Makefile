@@ -7,7 +7,7 @@ DEVSTASH := target/debug/devstash
 QUICKSTART := target/$(WASM_TARGET)/release/quickstart.wasm
 DEMO_DIR := target/demo
 
-.PHONY: build guests demo test lint fmt clean bench
+.PHONY: build guests demo test lint fmt clean bench fuzz
 
 ## build: the devstash binary (release) and the example guests
 build: guests
@@ -43,6 +43,15 @@ lint:
 bench:
 	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 	python3 bench/bench.py
+
+## fuzz: each fuzz target for FUZZ_SECONDS (default 60) with cargo-fuzz (libFuzzer)
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := entry_decode protocol_decode host_imports
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 fmt:
 	$(CARGO) fmt --all
