@@ -166,6 +166,16 @@ impl Sandbox {
         self.devstash(&all)
     }
 
+    /// Removes the pack of entry copies beside the files (see `store::pack`), so that the files
+    /// are the only copies.
+    pub fn drop_pack(&self) {
+        match std::fs::remove_file(self.cache().join("index.pack")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("cannot remove the pack: {e}"),
+        }
+    }
+
     /// Entry files in the cache directory.
     pub fn entries(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(self.cache())

@@ -12,6 +12,7 @@ use anyhow::Context;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
+use super::pack::{self, Pack};
 use super::{Entry, EntryRef, Header, Lookup, Tier};
 
 /// Name of the marker file that identifies a devstash cache directory (the cross-tool
@@ -26,6 +27,9 @@ pub struct DiskTier {
     path: PathBuf,
     // Opened lazily: a run with no marked calls must not create the directory.
     dir: RefCell<Option<Dir>>,
+    // Loaded with the first lookup; see `pack`.
+    pack: RefCell<Option<Pack>>,
+    appender: RefCell<pack::Appender>,
 }
 
 impl DiskTier {
@@ -34,6 +38,8 @@ impl DiskTier {
         DiskTier {
             path: path.into(),
             dir: RefCell::new(None),
+            pack: RefCell::new(None),
+            appender: RefCell::new(pack::Appender::default()),
         }
     }
 
@@ -86,8 +92,38 @@ pub fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> 
     tmp.replace(name)
 }
 
+impl DiskTier {
+    /// The entry from the pack, if it holds a verified copy for this key.
+    fn from_pack(&self, at: &EntryRef) -> Option<Entry> {
+        let mut slot = self.pack.borrow_mut();
+        if slot.is_none() {
+            let loaded = self.with_dir(false, Pack::load).ok().flatten()?;
+            *slot = Some(loaded);
+        }
+        let bytes = slot.as_ref()?.get(&at.name)?;
+        Entry::decode(bytes.to_vec())
+            .ok()
+            .filter(|e| e.header.key == at.key_hex)
+    }
+}
+
+impl Drop for DiskTier {
+    fn drop(&mut self) {
+        // Reclaim space taken by superseded or removed records, at most once per run.
+        if let (Some(pack), Some(dir)) = (self.pack.get_mut(), self.dir.get_mut())
+            && pack.wants_compaction()
+            && let Err(e) = pack.compact(dir)
+        {
+            tracing::debug!("cannot compact {}: {e}", pack::PACK_NAME);
+        }
+    }
+}
+
 impl Tier for DiskTier {
     fn get(&self, at: &EntryRef) -> Lookup {
+        if let Some(entry) = self.from_pack(at) {
+            return Lookup::Found(entry);
+        }
         let read = self.with_dir(false, |d| d.read(&at.name));
         match read {
             Ok(None) => Lookup::Missing,
@@ -104,9 +140,17 @@ impl Tier for DiskTier {
 
     fn put(&self, at: &EntryRef, header: &Header, payload: &[u8]) -> anyhow::Result<()> {
         let bytes = Entry::encode(header, payload);
-        self.with_dir(true, |d| write_atomic(d, &at.name, &bytes))?
-            .expect("created on demand")
-            .with_context(|| format!("cannot write {}", self.path.join(&at.name).display()))
+        self.with_dir(true, |d| {
+            write_atomic(d, &at.name, &bytes)?;
+            // The file is written; the pack copy is only a shortcut, so failing to add it is
+            // not an error.
+            if let Err(e) = self.appender.borrow_mut().append(d, &at.name, &bytes) {
+                tracing::debug!("cannot append to {}: {e}", pack::PACK_NAME);
+            }
+            Ok::<(), std::io::Error>(())
+        })?
+        .expect("created on demand")
+        .with_context(|| format!("cannot write {}", self.path.join(&at.name).display()))
     }
 
     fn location(&self) -> String {

@@ -7,6 +7,7 @@
 pub mod disk;
 pub mod entry;
 pub mod names;
+pub mod pack;
 pub mod pattern;
 
 pub use entry::{Entry, Header};
