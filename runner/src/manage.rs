@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::cli::GlobalArgs;
 use crate::engine::MODULES_DIR;
 use crate::store::Header;
-use crate::store::listing::{CacheDir, FileKind, KeptFile, Listed, Scan};
+use crate::store::listing::{CacheDir, FileKind, KeptFile, Listed, Place, Scan};
 use crate::store::pattern::Pattern;
 
 /// `devstash list`.
@@ -552,8 +552,8 @@ pub fn clear(global: &GlobalArgs, args: &ClearArgs) -> Result<i32> {
             FileKind::StaleTemp => &mut removed.temps,
         };
         let rel = match f.place {
-            crate::store::listing::Place::Top => f.name.clone(),
-            crate::store::listing::Place::Modules => format!("{MODULES_DIR}/{}", f.name),
+            Place::Top => f.name.clone(),
+            Place::Modules => format!("{MODULES_DIR}/{}", f.name),
         };
         if args.dry_run {
             println!("would remove {rel} ({})", human_size(f.size));
