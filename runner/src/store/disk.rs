@@ -83,6 +83,17 @@ pub fn create_cache_dir(path: &Path) -> anyhow::Result<Dir> {
     Ok(dir)
 }
 
+/// Whether `contents` is a `CACHEDIR.TAG` that devstash wrote: the convention's signature line
+/// followed by devstash's own comment. `devstash clear` takes it as proof that a directory is a
+/// devstash cache (a tag from another tool is not).
+pub fn is_devstash_tag(contents: &[u8]) -> bool {
+    let signature = CACHEDIR_TAG_BODY.lines().next().unwrap_or_default();
+    let Ok(text) = std::str::from_utf8(contents) else {
+        return false;
+    };
+    text.starts_with(signature) && text.contains("devstash cache")
+}
+
 /// Writes `bytes` to `name` inside `dir` atomically (temp file, then rename).
 pub fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = cap_tempfile::TempFile::new(dir)?;
@@ -94,7 +105,7 @@ pub fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> 
 
 impl DiskTier {
     /// The entry from the pack, if it holds a verified copy for this key.
-    fn from_pack(&self, at: &EntryRef) -> Option<Entry> {
+    fn lookup_pack(&self, at: &EntryRef) -> Option<Entry> {
         let mut slot = self.pack.borrow_mut();
         if slot.is_none() {
             let loaded = self.with_dir(false, Pack::load).ok().flatten()?;
@@ -121,7 +132,7 @@ impl Drop for DiskTier {
 
 impl Tier for DiskTier {
     fn get(&self, at: &EntryRef) -> Lookup {
-        if let Some(entry) = self.from_pack(at) {
+        if let Some(entry) = self.lookup_pack(at) {
             return Lookup::Found(entry);
         }
         let read = self.with_dir(false, |d| d.read(&at.name));
@@ -202,5 +213,19 @@ mod tests {
             key_hex: "cd".repeat(32),
         };
         assert!(matches!(tier.get(&other), Lookup::Corrupt(_)));
+    }
+
+    #[test]
+    fn recognizes_its_own_tag_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        create_cache_dir(tmp.path()).unwrap();
+        let ours = std::fs::read(tmp.path().join(CACHEDIR_TAG)).unwrap();
+        assert!(is_devstash_tag(&ours));
+        // Another tool's tag carries the same signature but is not ours.
+        assert!(!is_devstash_tag(
+            b"Signature: 8a477f597d28d172789f06886806bc55\n# cargo build directory\n"
+        ));
+        assert!(!is_devstash_tag(b"devstash cache"));
+        assert!(!is_devstash_tag(&[0xff, 0xfe]));
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod disk;
 pub mod entry;
+pub mod listing;
 pub mod names;
 pub mod pack;
 pub mod pattern;
