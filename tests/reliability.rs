@@ -345,3 +345,83 @@ fn hostile_arguments_to_every_import_trap_cleanly() {
         assert!(!r.stderr.contains("panicked"), "{body}: {r:?}");
     }
 }
+
+/// Runs `devstash ARGS`, failing the test (instead of hanging it) if the process outlives
+/// `patience`.
+fn run_bounded(sb: &Sandbox, args: &[&str], patience: Duration) -> Run {
+    let mut child = run_in(sb, args).spawn().unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap().into();
+        }
+        if start.elapsed() > patience {
+            let _ = child.kill();
+            panic!("devstash {args:?} was still running after {patience:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn limits_stop_runaway_guests_with_a_clear_message() {
+    let probe = guest("probe");
+    let p = probe.to_str().unwrap();
+    let sb = Sandbox::new();
+    let patience = Duration::from_secs(60);
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--timeout", "1s", p, "spin"],
+            "ran longer than --timeout 1.00s",
+        ),
+        (
+            &["--timeout", "1s", p, "sleep", "600"],
+            "ran longer than --timeout 1.00s",
+        ),
+        (
+            &["--fuel", "5000000", p, "spin"],
+            "used up its fuel (--fuel 5000000)",
+        ),
+        (
+            &["--max-memory", "32MiB", p, "alloc", "100000000"],
+            "--max-memory is 32.0 MiB",
+        ),
+        (
+            &[
+                "--max-memory",
+                "32MiB",
+                "--timeout",
+                "30s",
+                "--fuel",
+                "100000000",
+                p,
+                "double",
+                "2",
+            ],
+            "",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        let r = run_bounded(&sb, &args, patience);
+        if expected.is_empty() {
+            // Generous limits do not get in the way.
+            assert_eq!(r.code, 0, "{flags:?}: {r:?}");
+            assert!(r.stdout.contains("result 4"), "{flags:?}: {r:?}");
+            continue;
+        }
+        assert_eq!(r.code, 124, "{flags:?}: {r:?}");
+        assert!(r.stderr.contains(expected), "{flags:?}: {r:?}");
+        assert!(!r.stderr.contains("panicked"), "{flags:?}: {r:?}");
+    }
+    for bad in [
+        ["--timeout", "soon"],
+        ["--max-memory", "lots"],
+        ["--timeout", "0s"],
+    ] {
+        let r = sb.devstash(&["run", bad[0], bad[1], p, "double", "1"]);
+        assert_eq!(r.code, 2, "{bad:?}: {r:?}");
+        assert!(r.stderr.contains("invalid"), "{bad:?}: {r:?}");
+    }
+}

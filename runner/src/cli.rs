@@ -95,6 +95,9 @@ pub struct ModuleArgs {
     /// Grant a directory: HOST, HOST::GUEST, and a `:ro` suffix for read-only. Repeatable.
     #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]")]
     pub dirs: Vec<DirGrant>,
+    /// Limits on what the guest may consume.
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The module (.wasm, or .wat text).
     #[arg(value_name = "MODULE.wasm")]
     pub module: PathBuf,
@@ -105,6 +108,38 @@ pub struct ModuleArgs {
         value_name = "ARGS"
     )]
     pub args: Vec<String>,
+}
+
+/// Limits on what the guest may consume; hitting one stops it with exit code 124.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LimitArgs {
+    /// Stop the guest after this long (e.g. 30s, 5m), even inside a sleep.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Largest linear memory the guest may grow to (e.g. 256MiB, 1GB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+    /// Stop the guest after it executes roughly this many wasm instructions' worth of fuel.
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "invalid duration {s:?}: use a number and a unit, e.g. 30s, 5m, 1h"
+        )),
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<bytesize::ByteSize>() {
+        Ok(b) if b.as_u64() > 0 => Ok(b.as_u64()),
+        _ => Err(format!(
+            "invalid size {s:?}: use a number and a unit, e.g. 256MiB or 1GB"
+        )),
+    }
 }
 
 /// How marked calls use the cache.

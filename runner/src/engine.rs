@@ -13,14 +13,18 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use wasmtime::{Config, Engine, Module};
 
+use crate::cli::LimitArgs;
 use crate::store::disk::{create_cache_dir, write_atomic};
 
 /// Folder of the cache directory that holds compiled modules.
 pub const MODULES_DIR: &str = "modules";
 
-/// Builds the engine every command uses.
-pub fn engine() -> Result<Engine> {
-    let config = Config::new();
+/// Builds the engine every command uses. Fuel and epoch checks cost time in every loop, so they
+/// are compiled in only when a limit needs them (and name their own compiled modules).
+pub fn engine(limits: &LimitArgs) -> Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(limits.timeout.is_some());
+    config.consume_fuel(limits.fuel.is_some());
     Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot set up the WebAssembly engine")

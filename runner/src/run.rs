@@ -9,7 +9,7 @@ use wasmtime::{Engine, Linker, Module, Store, Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use crate::cli::{CacheArgs, GlobalArgs, ModuleArgs, NetArgs, RunArgs};
+use crate::cli::{CacheArgs, GlobalArgs, LimitArgs, ModuleArgs, NetArgs, RunArgs};
 use crate::engine;
 use crate::exit;
 use crate::host::{self, HasStash, Policy, StashHost, Stats};
@@ -24,6 +24,59 @@ pub struct Ctx {
     pub wasi: WasiP1Ctx,
     /// The devstash imports' state.
     pub stash: StashHost,
+    /// `--max-memory`.
+    memory: MemoryCap,
+}
+
+/// Refuses memory growth past `--max-memory` with an error that names the flag.
+#[derive(Default)]
+struct MemoryCap {
+    max: Option<u64>,
+}
+
+/// The error a guest stops with when it needs more memory than `--max-memory` allows.
+#[derive(Debug)]
+struct MemoryLimitHit {
+    desired: usize,
+    max: u64,
+}
+
+impl std::fmt::Display for MemoryLimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the guest tried to grow its memory to {} but --max-memory is {}",
+            bytesize::ByteSize::b(self.desired as u64),
+            bytesize::ByteSize::b(self.max)
+        )
+    }
+}
+
+impl std::error::Error for MemoryLimitHit {}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        match self.max {
+            Some(max) if desired as u64 > max => {
+                Err(wasmtime::Error::new(MemoryLimitHit { desired, max }))
+            }
+            _ => Ok(true),
+        }
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl HasStash for Ctx {
@@ -39,6 +92,8 @@ pub enum Exit {
     Code(i32),
     /// It trapped, or a host import stopped it; the message is ready to print.
     Trap(String),
+    /// It hit `--timeout`, `--max-memory` or `--fuel`; the message is ready to print.
+    Limit(String),
 }
 
 impl Exit {
@@ -47,6 +102,7 @@ impl Exit {
         match self {
             Exit::Code(c) => *c,
             Exit::Trap(_) => exit::TRAP,
+            Exit::Limit(_) => exit::LIMIT,
         }
     }
 }
@@ -68,18 +124,21 @@ pub struct Prepared {
     pub module: Module,
     /// The module file's bytes (for tapes and inspection).
     pub bytes: Vec<u8>,
+    /// What the guest may consume.
+    pub limits: LimitArgs,
 }
 
 /// Reads, checks and compiles (or loads the compilation of) the module.
 pub fn prepare(global: &GlobalArgs, module: &ModuleArgs) -> Result<Prepared> {
     let file = engine::read_module(&module.module)?;
-    let engine = engine::engine()?;
+    let engine = engine::engine(&module.limits)?;
     let compiled = engine::load(&engine, &file, Some(&global.cache_dir))?;
     check_imports(&compiled, &module.module.display().to_string())?;
     Ok(Prepared {
         engine,
         module: compiled,
         bytes: file.bytes,
+        limits: module.limits.clone(),
     })
 }
 
@@ -158,7 +217,28 @@ pub fn execute(prepared: &Prepared, wasi: WasiP1Ctx, stash: StashHost) -> Result
     let mut linker: Linker<Ctx> = Linker::new(&prepared.engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| &mut c.wasi)?;
     host::add_to_linker(&mut linker)?;
-    let mut store = Store::new(&prepared.engine, Ctx { wasi, stash });
+    let limits = &prepared.limits;
+    let memory = MemoryCap {
+        max: limits.max_memory,
+    };
+    let mut store = Store::new(
+        &prepared.engine,
+        Ctx {
+            wasi,
+            stash,
+            memory,
+        },
+    );
+    store.limiter(|c| &mut c.memory);
+    if let Some(fuel) = limits.fuel {
+        store.set_fuel(fuel)?;
+    }
+    // The watchdog stops the guest at --timeout; dropping it (when the guest ends) disarms it.
+    let _watchdog = limits.timeout.map(|t| {
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_trap();
+        Watchdog::arm(prepared.engine.clone(), t)
+    });
     let instance = linker
         .instantiate(&mut store, &prepared.module)
         .map_err(anyhow::Error::from)
@@ -171,7 +251,7 @@ pub fn execute(prepared: &Prepared, wasi: WasiP1Ctx, stash: StashHost) -> Result
         )?;
     let exit = match start.call(&mut store, ()) {
         Ok(()) => Exit::Code(0),
-        Err(e) => ending(e),
+        Err(e) => ending(e, limits),
     };
     Ok(Outcome {
         exit,
@@ -179,10 +259,71 @@ pub fn execute(prepared: &Prepared, wasi: WasiP1Ctx, stash: StashHost) -> Result
     })
 }
 
+/// Stops a guest that runs past `--timeout`: first through an epoch deadline (the guest traps
+/// at its next loop or call), then, if it is blocked inside a host call such as a long sleep
+/// where no epoch check can reach it, by ending the process.
+struct Watchdog {
+    disarm: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// How long a guest blocked in a host call gets after its deadline before the process ends.
+const WATCHDOG_GRACE: Duration = Duration::from_millis(500);
+
+impl Watchdog {
+    fn arm(engine: Engine, timeout: Duration) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            use std::sync::mpsc::RecvTimeoutError::Timeout;
+            if rx.recv_timeout(timeout) != Err(Timeout) {
+                return; // The guest ended in time.
+            }
+            engine.increment_epoch();
+            if rx.recv_timeout(WATCHDOG_GRACE) == Err(Timeout) {
+                eprintln!("{}", timeout_message(timeout));
+                std::process::exit(exit::LIMIT);
+            }
+        });
+        Watchdog { disarm: Some(tx) }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Closing the channel wakes the thread, which then returns.
+        self.disarm.take();
+    }
+}
+
+fn timeout_message(timeout: Duration) -> String {
+    format!(
+        "error: the guest ran longer than --timeout {}; it was stopped",
+        human_duration(timeout)
+    )
+}
+
 /// Classifies the error `_start` ended with.
-fn ending(e: wasmtime::Error) -> Exit {
+fn ending(e: wasmtime::Error, limits: &LimitArgs) -> Exit {
     if let Some(code) = e.downcast_ref::<I32Exit>() {
         return Exit::Code(code.0);
+    }
+    if let Some(hit) = e.downcast_ref::<MemoryLimitHit>() {
+        return Exit::Limit(format!("error: {hit}; it was stopped"));
+    }
+    match (e.downcast_ref::<Trap>(), limits) {
+        (
+            Some(Trap::Interrupt),
+            LimitArgs {
+                timeout: Some(t), ..
+            },
+        ) => {
+            return Exit::Limit(timeout_message(*t));
+        }
+        (Some(Trap::OutOfFuel), LimitArgs { fuel: Some(f), .. }) => {
+            return Exit::Limit(format!(
+                "error: the guest used up its fuel (--fuel {f}); it was stopped"
+            ));
+        }
+        _ => {}
     }
     let what = match e.downcast_ref::<Trap>() {
         Some(trap) => format!("the guest trapped: {trap}"),
@@ -211,7 +352,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<i32> {
 
 /// Prints a trap's message and the summary line.
 pub fn finish(global: &GlobalArgs, outcome: &Outcome, no_cache: bool) {
-    if let Exit::Trap(msg) = &outcome.exit {
+    if let Exit::Trap(msg) | Exit::Limit(msg) = &outcome.exit {
         eprintln!("{msg}");
     }
     let s = &outcome.stats;

@@ -111,6 +111,20 @@ fn main() {
             Ok(()) => println!("write ok"),
             Err(e) => println!("write failed: {e}"),
         },
+        "spin" => {
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(num(1) as u64));
+            println!("slept");
+        }
+        "alloc" => {
+            let v = vec![7u8; num(1) as usize];
+            println!("allocated {}", std::hint::black_box(v).len());
+        }
         "exit" => std::process::exit(num(1) as i32),
         "panic" => panic!("probe was told to panic"),
         other => {
