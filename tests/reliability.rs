@@ -425,3 +425,33 @@ fn limits_stop_runaway_guests_with_a_clear_message() {
         assert!(r.stderr.contains("invalid"), "{bad:?}: {r:?}");
     }
 }
+
+#[test]
+fn a_cache_without_its_pack_heals_it() {
+    let probe = guest("probe");
+    let sb = Sandbox::new();
+    sb.run(&probe, &["many", "60"]);
+    sb.drop_pack();
+    let r = sb.run(&probe, &["many", "60"]);
+    assert!(
+        r.stderr.contains("60 hits") && r.stdout.contains("total 3540"),
+        "{r:?}"
+    );
+    // The entries read from their files were copied into a new pack.
+    let pack = std::fs::read(sb.cache().join("index.pack")).expect("the pack was rebuilt");
+    let names = sb.entries();
+    let copied = names
+        .iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap().as_bytes();
+            pack.windows(name.len()).any(|w| w == name)
+        })
+        .count();
+    assert!(
+        copied >= 40,
+        "only {copied} of {} entries were copied",
+        names.len()
+    );
+    let again = sb.run(&probe, &["many", "60"]);
+    assert!(again.stderr.contains("60 hits"), "{again:?}");
+}

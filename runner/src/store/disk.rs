@@ -22,13 +22,17 @@ const CACHEDIR_TAG_BODY: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This directory is a devstash cache (https://crates.io/crates/devstash).\n\
 # Its entries are recomputed when missing; `devstash clear --all` empties it.\n";
 
+/// Lookups a run makes before it loads the pack.
+const PACK_AFTER: u32 = 16;
+
 /// Entries as files in one directory.
 pub struct DiskTier {
     path: PathBuf,
     // Opened lazily: a run with no marked calls must not create the directory.
     dir: RefCell<Option<Dir>>,
-    // Loaded with the first lookup; see `pack`.
+    // Loaded once a run has made `PACK_AFTER` lookups; see `pack`.
     pack: RefCell<Option<Pack>>,
+    lookups: std::cell::Cell<u32>,
     appender: RefCell<pack::Appender>,
 }
 
@@ -39,6 +43,7 @@ impl DiskTier {
             path: path.into(),
             dir: RefCell::new(None),
             pack: RefCell::new(None),
+            lookups: std::cell::Cell::new(0),
             appender: RefCell::new(pack::Appender::default()),
         }
     }
@@ -104,8 +109,15 @@ pub fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> 
 }
 
 impl DiskTier {
-    /// The entry from the pack, if it holds a verified copy for this key.
+    /// The entry from the pack, if it holds a verified copy for this key. Loading the pack costs
+    /// a read of all of it and one directory listing, which only pays off for runs with many
+    /// lookups: the first `PACK_AFTER` lookups of a run read their files directly.
     fn lookup_pack(&self, at: &EntryRef) -> Option<Entry> {
+        let n = self.lookups.get().saturating_add(1);
+        self.lookups.set(n);
+        if n <= PACK_AFTER {
+            return None;
+        }
         let mut slot = self.pack.borrow_mut();
         if slot.is_none() {
             let loaded = self.with_dir(false, Pack::load).ok().flatten()?;
@@ -115,6 +127,23 @@ impl DiskTier {
         Entry::decode(bytes.to_vec())
             .ok()
             .filter(|e| e.header.key == at.key_hex)
+    }
+}
+
+impl DiskTier {
+    /// A verified entry was read from its file although the run uses the pack (the entry was
+    /// stored before the pack existed, or the pack lost it): copy it in, so the next run finds it.
+    fn heal_pack(&self, at: &EntryRef, entry: &Entry) {
+        if self.pack.borrow().is_none() {
+            return;
+        }
+        let bytes = Entry::encode(&entry.header, entry.payload());
+        let appended = self.with_dir(false, |d| {
+            self.appender.borrow_mut().append(d, &at.name, &bytes)
+        });
+        if let Ok(Some(Err(e))) = appended {
+            tracing::debug!("cannot append to {}: {e}", pack::PACK_NAME);
+        }
     }
 }
 
@@ -142,7 +171,10 @@ impl Tier for DiskTier {
             Ok(Some(Err(e))) => Lookup::Corrupt(format!("cannot read: {e}")),
             Err(e) => Lookup::Corrupt(format!("{e:#}")),
             Ok(Some(Ok(bytes))) => match Entry::decode(bytes) {
-                Ok(entry) if entry.header.key == at.key_hex => Lookup::Found(entry),
+                Ok(entry) if entry.header.key == at.key_hex => {
+                    self.heal_pack(at, &entry);
+                    Lookup::Found(entry)
+                }
                 Ok(_) => Lookup::Corrupt("holds another key (file renamed or copied?)".into()),
                 Err(why) => Lookup::Corrupt(why),
             },

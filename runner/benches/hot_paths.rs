@@ -1,0 +1,69 @@
+//! Micro-benchmarks of the functions on a hit's path: key hashing, entry decoding (with its
+//! checksum) and encoding, and a lookup through the pack. `cargo bench -p devstash-runner`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use devstash_protocol::KeyHasher;
+use devstash_runner::store::disk::DiskTier;
+use devstash_runner::store::names::entry_file_name;
+use devstash_runner::store::{Entry, EntryRef, Header, Lookup, Tier};
+
+fn header(key: &str, len: usize) -> Header {
+    Header {
+        key: key.into(),
+        created_ms: 1_700_000_000_000,
+        ttl_secs: Some(86_400),
+        site: "bench::f".into(),
+        location: "src/main.rs:12".into(),
+        kind: "call".into(),
+        value_type: "u64".into(),
+        compute_ns: 1_000,
+        payload_len: len as u64,
+        args_preview: Some("(42,)".into()),
+    }
+}
+
+fn hot_paths(c: &mut Criterion) {
+    let hasher = KeyHasher::for_site("bench::f", "0123456789abcdef0123456789abcdef");
+    let args = [42u8, 0, 0, 0];
+    c.bench_function("key: blake3 of a small call", |b| {
+        b.iter(|| hasher.key(black_box(&args)))
+    });
+
+    let key = hex(&hasher.key(&args));
+    let payload = [84u8];
+    let encoded = Entry::encode(&header(&key, 1), &payload);
+    c.bench_function("entry: encode a small value", |b| {
+        b.iter(|| Entry::encode(black_box(&header(&key, 1)), black_box(&payload)))
+    });
+    c.bench_function("entry: decode and verify a small value", |b| {
+        b.iter(|| Entry::decode(black_box(encoded.clone())).unwrap())
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let tier = DiskTier::new(dir.path().join("cache"));
+    let at = EntryRef {
+        name: entry_file_name("bench::f", &key),
+        key_hex: key.clone(),
+    };
+    tier.put(&at, &header(&key, 1), &payload).unwrap();
+    // A fresh tier, as a new run has; past its first lookups it answers from the pack.
+    let reader = DiskTier::new(dir.path().join("cache"));
+    for _ in 0..32 {
+        reader.get(&at);
+    }
+    c.bench_function("store: hit through the pack", |b| {
+        b.iter(|| match reader.get(black_box(&at)) {
+            Lookup::Found(e) => e,
+            other => panic!("{other:?}"),
+        })
+    });
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+criterion_group!(benches, hot_paths);
+criterion_main!(benches);
