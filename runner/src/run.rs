@@ -132,10 +132,23 @@ pub fn policy(cache: &CacheArgs) -> Result<Policy> {
 
 /// Instantiates and runs a prepared module to its end.
 pub fn execute(prepared: &Prepared, wasi: WasiP1Ctx, stash: StashHost) -> Result<Outcome> {
+    execute_with(prepared, wasi, stash, |_, _| Ok(()))
+}
+
+/// [`execute`], with a chance to adjust the linker once WASI and the devstash imports are in it
+/// and the store exists: record and replay put their own versions of a few WASI imports in place
+/// there (randomness, sleeping), calling the originals where they need them.
+pub fn execute_with(
+    prepared: &Prepared,
+    wasi: WasiP1Ctx,
+    stash: StashHost,
+    adjust: impl FnOnce(&mut Linker<Ctx>, &mut Store<Ctx>) -> wasmtime::Result<()>,
+) -> Result<Outcome> {
     let mut linker: Linker<Ctx> = Linker::new(&prepared.engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| &mut c.wasi)?;
     host::add_to_linker(&mut linker)?;
     let mut store = Store::new(&prepared.engine, Ctx { wasi, stash });
+    adjust(&mut linker, &mut store)?;
     let instance = linker
         .instantiate(&mut store, &prepared.module)
         .map_err(anyhow::Error::from)

@@ -27,7 +27,14 @@ pub fn guest(name: &str) -> PathBuf {
         cmd.current_dir(workspace())
             .args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"])
             .arg(guest_target_dir());
-        for pkg in ["quickstart", "parse", "numeric", "probe"] {
+        for pkg in [
+            "quickstart",
+            "parse",
+            "numeric",
+            "probe",
+            "replay",
+            "tapeprobe",
+        ] {
             cmd.args(["-p", pkg]);
         }
         let out = cmd.output().expect("cargo runs");

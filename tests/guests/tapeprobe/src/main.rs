@@ -1,0 +1,140 @@
+//! A guest for the record/replay tests. `tapeprobe MODE ARGS…` exercises one behaviour. Marked
+//! functions print `computed …` when their body really runs, and read a clock and randomness
+//! while they run, so a test can tell that a replay neither runs them nor loses its place in the
+//! recorded clock and random streams.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use devstash::{stash, stashed};
+
+fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).expect("randomness");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn wall_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos()
+}
+
+fn double(x: u64) -> u64 {
+    // Reads made inside a marked call belong to it: a replay never makes them.
+    let t = Instant::now();
+    let noise = random_hex(4);
+    println!(
+        "computed double({x}) [{noise}, {:?}]",
+        t.elapsed() > Duration::ZERO
+    );
+    eprintln!("double({x}) ran");
+    x * 2
+}
+
+#[stashed]
+fn outer(n: u64) -> u64 {
+    println!("computed outer({n})");
+    stash!(double(n)) + 1
+}
+
+#[stashed]
+fn checked(x: i64) -> Result<i64, String> {
+    println!("computed checked({x})");
+    if x < 0 {
+        Err(format!("{x} is negative"))
+    } else {
+        Ok(x * 10)
+    }
+}
+
+/// Reads a file that only exists while recording: if a replay ran this, it would panic.
+#[stashed]
+fn load(path: String) -> String {
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("load({path}) ran and could not read the file: {e}"));
+    println!("computed load({path})");
+    text.trim().to_uppercase()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| -> String { args.get(i).cloned().unwrap_or_default() };
+    let num = |i: usize| -> i64 { arg(i).parse().expect("a number") };
+    match arg(0).as_str() {
+        // Every input at once: clocks, randomness, stdin, environment, arguments.
+        "io" => {
+            let t0 = Instant::now();
+            let wall = wall_nanos();
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input).expect("stdin");
+            println!("wall {wall}");
+            println!("random {}", random_hex(16));
+            println!("stdin {:?}", input.to_uppercase());
+            println!("env GREETING={:?}", std::env::var("GREETING").ok());
+            println!("args {:?}", &args[1..]);
+            eprintln!("elapsed {:?}", t0.elapsed());
+        }
+        "sleep" => {
+            let t0 = Instant::now();
+            std::thread::sleep(Duration::from_millis(num(1) as u64));
+            println!("slept {:?}", t0.elapsed());
+        }
+        "calls" => {
+            let t0 = Instant::now();
+            println!("a {}", stash!(double(3)));
+            println!("b {}", stash!(double(3)));
+            println!("c {}", outer(4));
+            println!("d {}", stash!(double(4)));
+            println!("random {}", random_hex(8));
+            println!("elapsed {:?}", t0.elapsed());
+        }
+        "checked" => match checked(num(1)) {
+            Ok(v) => println!("ok {v}"),
+            Err(e) => println!("err {e}"),
+        },
+        "load" => println!("loaded {}", load(arg(1))),
+        // Reads PATH; prints what it got.
+        "open" => match std::fs::read_to_string(arg(1)) {
+            Ok(text) => println!("read {:?}", text.trim()),
+            Err(e) => println!("cannot read {}: {e}", arg(1)),
+        },
+        "write" => match std::fs::write(arg(1), "written") {
+            Ok(()) => println!("wrote {}", arg(1)),
+            Err(e) => println!("cannot write {}: {e}", arg(1)),
+        },
+        // Behaviour that depends on a file (files are not on the tape), to make a replay ask for
+        // more than the recording did.
+        "more" => {
+            let extra = Path::new(&arg(2)).exists();
+            match arg(1).as_str() {
+                "clock" => {
+                    let t = Instant::now();
+                    if extra {
+                        println!("again {:?}", t.elapsed());
+                    }
+                }
+                "random" => {
+                    println!("{}", random_hex(8));
+                    if extra {
+                        println!("{}", random_hex(8));
+                    }
+                }
+                "call" => println!("{}", stash!(double(if extra { 21 } else { 20 }))),
+                other => panic!("unknown kind {other}"),
+            }
+            println!("done");
+        }
+        "exit" => {
+            println!("exiting with {}", num(1));
+            std::process::exit(num(1) as i32)
+        }
+        "panic" => panic!("tapeprobe was told to panic"),
+        other => {
+            eprintln!("unknown mode {other:?}");
+            std::process::exit(2);
+        }
+    }
+}
