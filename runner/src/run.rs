@@ -67,6 +67,8 @@ pub struct Prepared {
     pub module: Module,
     /// The module file's bytes (for tapes and inspection).
     pub bytes: Vec<u8>,
+    /// blake3 of those bytes.
+    pub hash: blake3::Hash,
 }
 
 /// Reads, checks and compiles (or loads the compilation of) the module.
@@ -78,6 +80,7 @@ pub fn prepare(global: &GlobalArgs, module: &ModuleArgs) -> Result<Prepared> {
     Ok(Prepared {
         engine,
         module: compiled,
+        hash: file.hash,
         bytes: file.bytes,
     })
 }

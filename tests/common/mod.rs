@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Target directory for guests built by the tests. It is separate from the one `cargo test`
@@ -25,7 +28,13 @@ pub fn guest(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(workspace())
-            .args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip1",
+                "--target-dir",
+            ])
             .arg(guest_target_dir());
         for pkg in [
             "quickstart",
@@ -56,7 +65,13 @@ pub fn guest(name: &str) -> PathBuf {
 pub fn build_crate(dir: &Path, name: &str) -> PathBuf {
     let out = Command::new(env!("CARGO"))
         .current_dir(dir)
-        .args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--target-dir",
+        ])
         .arg(guest_target_dir().join("standalone"))
         .output()
         .expect("cargo runs");
@@ -124,7 +139,11 @@ impl Sandbox {
 
     /// Runs `devstash ARGS` and collects its output.
     pub fn devstash(&self, args: &[&str]) -> Run {
-        self.cmd().args(args).output().expect("devstash runs").into()
+        self.cmd()
+            .args(args)
+            .output()
+            .expect("devstash runs")
+            .into()
     }
 
     /// Runs `devstash run MODULE ARGS`.

@@ -136,6 +136,8 @@ pub enum CallOutcome {
     },
     /// It ran and returned nothing that devstash stores (an `Err`).
     Failed,
+    /// It was still running when the program ended (it trapped or exited inside the call).
+    Unfinished,
 }
 
 impl CallOutcome {
@@ -143,7 +145,7 @@ impl CallOutcome {
     pub fn value(&self) -> Option<u32> {
         match *self {
             CallOutcome::Hit { value } | CallOutcome::Computed { value, .. } => Some(value),
-            CallOutcome::Failed => None,
+            CallOutcome::Failed | CallOutcome::Unfinished => None,
         }
     }
 }
@@ -412,10 +414,17 @@ impl Tape {
 
     /// Decodes and verifies a tape file's bytes.
     pub fn decode(bytes: &[u8]) -> Result<Tape, TapeError> {
-        if !bytes.starts_with(TAPE_MAGIC) {
-            return Err(TapeError::NotATape);
-        }
         let corrupt = |why: &str| TapeError::Corrupt(why.to_string());
+        if bytes.is_empty() {
+            return Err(corrupt("the file is empty"));
+        }
+        if !bytes.starts_with(TAPE_MAGIC) {
+            return Err(if TAPE_MAGIC.starts_with(bytes) {
+                corrupt("it is cut short")
+            } else {
+                TapeError::NotATape
+            });
+        }
         let first_end = bytes
             .iter()
             .take(MAX_FIRST_LINE)

@@ -147,7 +147,7 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
     let now = SystemTime::now();
     let header = TapeHeader {
         module: file_name(&args.module.module),
-        module_blake3: blake3::hash(&prepared.bytes).to_hex().to_string(),
+        module_blake3: prepared.hash.to_hex().to_string(),
         devstash: env!("CARGO_PKG_VERSION").into(),
         created: humantime::format_rfc3339_seconds(now).to_string(),
         created_ms: now
@@ -212,7 +212,7 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
         args: Vec::new(),
     };
     let prepared = run::prepare(global, &module_args)?;
-    let module_changed = blake3::hash(&prepared.bytes).to_hex().as_str() != header.module_blake3;
+    let module_changed = prepared.hash.to_hex().as_str() != header.module_blake3;
 
     // Arguments and environment come from the tape; directories only from the command line.
     let inv = &recorded.invocation;

@@ -88,6 +88,11 @@ impl Recorder {
     /// Ends the tape with `exit`; returns the encoded events and their count. The recorder is
     /// empty afterwards.
     pub fn finish(&mut self, exit: super::format::ExitRecord) -> (Vec<u8>, u64) {
+        // Calls still running: the program trapped or exited inside them.
+        while let Some(f) = self.frames.last() {
+            let ticket = f.ticket;
+            self.call_ended(ticket, None, |_| CallOutcome::Unfinished);
+        }
         self.push(Event::Exit(exit));
         (
             std::mem::take(&mut self.body),

@@ -236,15 +236,22 @@ impl Player {
             None => (None, None),
         };
         if let Some(i) = next {
-            let Some(v) = self.calls[i].outcome.value() else {
+            let outcome = self.calls[i].outcome;
+            let Some(v) = outcome.value() else {
                 let details = self.call_details(call, args);
-                return Err(self.diverge(
+                let summary = if outcome == CallOutcome::Failed {
                     format!(
                         "{} returned an error when recorded, and errors are never stored",
                         call.identity
-                    ),
-                    details,
-                ));
+                    )
+                } else {
+                    format!(
+                        "the recorded run ended inside {} (it trapped or exited there), so the \
+                         tape holds no value for it",
+                        call.identity
+                    )
+                };
+                return Err(self.diverge(summary, details));
             };
             let output = std::mem::take(&mut self.calls[i].output);
             for chunk in &output {
@@ -316,6 +323,7 @@ impl Player {
                     format!("{n} byte{}", if n == 1 { "" } else { "s" })
                 }
                 CallOutcome::Failed => "an error (not stored)".into(),
+                CallOutcome::Unfinished => "never finished".into(),
             };
             let preview = c.preview.as_deref().unwrap_or("(no preview)");
             let _ = writeln!(

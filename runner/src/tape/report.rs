@@ -13,13 +13,14 @@ use crate::host::hex;
 
 /// Most argument bytes shown in hex.
 const PREVIEW_BYTES: usize = 24;
-/// Shortest run of printable characters quoted from the arguments.
-const MIN_TEXT_RUN: usize = 3;
+/// Most strings quoted from the arguments.
+const PREVIEW_STRINGS: usize = 4;
 
 /// A preview of a call's canonical (postcard) argument bytes: their length, the first bytes in
-/// hex, and the text runs inside them (strings are stored as a length then their UTF-8 bytes, so
-/// `("EUR",)` reads `4 bytes: 03 45 55 52 "EUR"`). The arguments' types are only known to the
-/// guest, so this is as readable as a host can make them before the call runs.
+/// hex, and the strings found in them. The arguments' types are only known to the guest, so
+/// this is as readable as a host can make them before the call runs: postcard writes a string
+/// as its length (a varint) then its UTF-8 bytes, so `("EUR",)` reads
+/// `4 bytes: 03 45 55 52 "EUR"`.
 pub fn args_preview(args: &[u8]) -> String {
     if args.is_empty() {
         return "none (0 bytes)".into();
@@ -35,21 +36,43 @@ pub fn args_preview(args: &[u8]) -> String {
     if args.len() > PREVIEW_BYTES {
         s.push_str(" …");
     }
-    let text = String::from_utf8_lossy(args);
-    let runs: Vec<String> = text
-        .split(|c: char| c.is_control() || c == char::REPLACEMENT_CHARACTER)
-        .filter(|run| run.chars().count() >= MIN_TEXT_RUN)
-        .take(4)
-        .map(|run| {
-            let shown: String = run.chars().take(40).collect();
-            format!("{shown:?}")
-        })
-        .collect();
-    if !runs.is_empty() {
-        s.push(' ');
-        s.push_str(&runs.join(" "));
+    for text in strings_in(args).iter().take(PREVIEW_STRINGS) {
+        let shown: String = text.chars().take(40).collect();
+        let _ = write!(s, " {shown:?}");
+        if shown.len() < text.len() {
+            s.push('…');
+        }
     }
     s
+}
+
+/// The length-prefixed strings of two or more printable characters in postcard bytes. A
+/// number's bytes can look like one by chance; requiring the exact length and printable text
+/// keeps that rare.
+fn strings_in(bytes: &[u8]) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        // A one- or two-byte varint length.
+        let (len, width) = match (bytes[i], bytes.get(i + 1)) {
+            (b, _) if b < 0x80 => (usize::from(b), 1),
+            (b, Some(&c)) if c < 0x80 => (usize::from(b & 0x7f) | usize::from(c) << 7, 2),
+            _ => (0, 1),
+        };
+        let start = i + width;
+        if len >= 2
+            && let Some(text) = bytes
+                .get(start..start + len)
+                .and_then(|t| std::str::from_utf8(t).ok())
+            && text.chars().all(|c| !c.is_control())
+        {
+            found.push(text);
+            i = start + len;
+            continue;
+        }
+        i += 1;
+    }
+    found
 }
 
 /// The first 8 bytes of a key, hex.
@@ -182,7 +205,7 @@ pub fn summary(path: &Path, tape: &Tape) -> String {
                 match c.outcome {
                     CallOutcome::Hit { .. } => p.0 += 1,
                     CallOutcome::Computed { .. } => p.1 += 1,
-                    CallOutcome::Failed => p.2 += 1,
+                    CallOutcome::Failed | CallOutcome::Unfinished => p.2 += 1,
                 }
                 if c.depth > 0 {
                     p.3 += 1;
@@ -239,7 +262,7 @@ pub fn summary(path: &Path, tape: &Tape) -> String {
                 per_site.get(&site.id).copied().unwrap_or_default();
             let mut counts = vec![format!("{computed} computed"), format!("{hits} hit")];
             if failed > 0 {
-                counts.push(format!("{failed} failed"));
+                counts.push(format!("{failed} without a value"));
             }
             if nested > 0 {
                 counts.push(format!("{nested} inside other calls"));
@@ -298,6 +321,13 @@ mod tests {
         );
         let long = vec![0u8; 40];
         assert!(args_preview(&long).ends_with(" …"));
+        // ("EUR", 2.5f64, "a long name"): both strings, not the float's bytes.
+        let mut enc = vec![3, b'E', b'U', b'R'];
+        enc.extend(2.5f64.to_le_bytes());
+        enc.push(11);
+        enc.extend(b"a long name");
+        let p = args_preview(&enc);
+        assert!(p.ends_with(" \"EUR\" \"a long name\""), "{p}");
     }
 
     #[test]

@@ -50,6 +50,13 @@ fn checked(x: i64) -> Result<i64, String> {
     }
 }
 
+/// Never returns: the program traps inside a marked call.
+#[stashed]
+fn explode(x: u64) -> u64 {
+    println!("computed explode({x})");
+    panic!("explode({x}) went off");
+}
+
 /// Reads a file that only exists while recording: if a replay ran this, it would panic.
 #[stashed]
 fn load(path: String) -> String {
@@ -91,10 +98,22 @@ fn main() {
             println!("random {}", random_hex(8));
             println!("elapsed {:?}", t0.elapsed());
         }
+        // N clock readings and N/100 lines of output: a worst case for recording overhead.
+        "busy" => {
+            let t0 = Instant::now();
+            let mut acc = 0u128;
+            for i in 0..num(1) {
+                acc = acc.wrapping_add(t0.elapsed().as_nanos());
+                if i % 100 == 0 {
+                    println!("{i} {acc}");
+                }
+            }
+        }
         "checked" => match checked(num(1)) {
             Ok(v) => println!("ok {v}"),
             Err(e) => println!("err {e}"),
         },
+        "explode" => println!("{}", explode(7)),
         "load" => println!("loaded {}", load(arg(1))),
         // Reads PATH; prints what it got.
         "open" => match std::fs::read_to_string(arg(1)) {
@@ -127,6 +146,11 @@ fn main() {
             }
             println!("done");
         }
+        // Tries to open a TCP connection to ADDR.
+        "connect" => match std::net::TcpStream::connect(arg(1)) {
+            Ok(_) => println!("connected to {}", arg(1)),
+            Err(e) => println!("cannot connect to {}: {e}", arg(1)),
+        },
         "exit" => {
             println!("exiting with {}", num(1));
             std::process::exit(num(1) as i32)
