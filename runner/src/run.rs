@@ -65,9 +65,7 @@ pub struct Prepared {
     pub engine: Engine,
     /// The compiled module.
     pub module: Module,
-    /// The module file's bytes (for tapes and inspection).
-    pub bytes: Vec<u8>,
-    /// blake3 of those bytes.
+    /// blake3 of the module file's bytes (identifies the module on a tape).
     pub hash: blake3::Hash,
 }
 
@@ -81,7 +79,6 @@ pub fn prepare(global: &GlobalArgs, module: &ModuleArgs) -> Result<Prepared> {
         engine,
         module: compiled,
         hash: file.hash,
-        bytes: file.bytes,
     })
 }
 
