@@ -20,4 +20,5 @@ unsafe extern "C" {
     ) -> i32;
     pub fn stash_forget(ticket: i64) -> i32;
     pub fn log(level: i32, msg_ptr: *const u8, msg_len: usize) -> i32;
+    pub fn http_request(req_ptr: *const u8, req_len: usize, out_ptr: *mut u64) -> i32;
 }

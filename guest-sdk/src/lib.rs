@@ -30,6 +30,7 @@
 pub use devstash_macros::{stash, stashed};
 pub use devstash_protocol as protocol;
 
+pub mod http;
 pub mod log;
 
 #[doc(hidden)]

@@ -17,6 +17,7 @@
 //! | `stash_put` | `(ticket: i64, val_ptr: i32, val_len: i32, preview_ptr: i32, preview_len: i32) -> i32` | Stores the value computed for a missed call. The preview is optional UTF-8 text describing the arguments (`preview_len` 0 for none). |
 //! | `stash_forget` | `(ticket: i64) -> i32` | The call for this ticket finished without a value to store (for example an `Err`). |
 //! | `log` | `(level: i32, msg_ptr: i32, msg_len: i32) -> i32` | Writes a log line through the runner's logger ([`LogLevel`]). |
+//! | `http_request` | `(req_ptr: i32, req_len: i32, out_ptr: i32) -> i32` | Performs (or answers from the cache) the request described by a postcard [`HttpRequest`]. Returns [`Status::Hit`] and writes the length (u64) of a postcard [`HttpResult`] at `out_ptr`; fetch it with `stash_take`. Refusals and network failures are `Err` values in the result, never traps. |
 //!
 //! A guest calls `site_register` once per site and keeps the handle. A hit costs one
 //! `stash_get` and one `stash_take`; a miss costs `stash_get`, the real call, and `stash_put`.
@@ -39,6 +40,7 @@
 extern crate alloc;
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +67,8 @@ pub mod import {
     pub const STASH_FORGET: &str = "stash_forget";
     /// `log(level, msg_ptr, msg_len) -> i32`
     pub const LOG: &str = "log";
+    /// `http_request(req_ptr, req_len, out_ptr) -> i32`
+    pub const HTTP_REQUEST: &str = "http_request";
     /// Every import of this ABI version.
     pub const ALL: &[&str] = &[
         SITE_REGISTER,
@@ -73,6 +77,7 @@ pub mod import {
         STASH_PUT,
         STASH_FORGET,
         LOG,
+        HTTP_REQUEST,
     ];
 }
 
@@ -206,6 +211,86 @@ pub struct SiteRecord {
     /// Code fingerprint (blake3 hex).
     pub fingerprint: String,
 }
+
+/// An HTTP request the guest asks the host to make (`http_request`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    /// Method, e.g. `GET`.
+    pub method: String,
+    /// Absolute `http://` or `https://` URL.
+    pub url: String,
+    /// Request headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Request body (empty for none).
+    pub body: Vec<u8>,
+    /// Timeout for the whole request in milliseconds; `None` for the runner's default.
+    pub timeout_ms: Option<u64>,
+    /// Store successful (2xx) responses and answer later identical requests from the store.
+    pub cache: Option<HttpCache>,
+}
+
+/// Caching of an HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpCache {
+    /// Time to live in seconds; `None` keeps the response until it is cleared.
+    pub ttl_secs: Option<u64>,
+}
+
+/// An HTTP response, whatever its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Response headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+/// Why an HTTP request produced no response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HttpErrorKind {
+    /// The host is not in `--allow-net`.
+    NotAllowed,
+    /// The runner is offline (`--offline`, or a replay) and has no stored response.
+    Offline,
+    /// The connection failed (refused, DNS, TLS).
+    Connect,
+    /// The request took longer than its timeout.
+    Timeout,
+    /// The request was malformed (bad URL, method or header).
+    InvalidRequest,
+    /// Anything else (protocol error, response too large).
+    Other,
+}
+
+/// A failed HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpError {
+    /// What kind of failure.
+    pub kind: HttpErrorKind,
+    /// A message for people, saying what to do where there is something to do.
+    pub message: String,
+}
+
+/// Request headers that carry secrets (compared case-insensitively). Their values are never
+/// written to disk, to tapes, or into keys in clear; a runner may add more
+/// (`--redact-header`).
+pub const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "api-key",
+];
+
+/// Whether a header name is one of [`SECRET_HEADERS`].
+pub fn is_secret_header(name: &str) -> bool {
+    SECRET_HEADERS.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
+/// What `http_request` hands back.
+pub type HttpResult = Result<HttpResponse, HttpError>;
 
 /// The key of a stored entry: blake3 over the ABI version, the site identity, the site's code
 /// fingerprint and the canonical argument bytes, each length-prefixed.

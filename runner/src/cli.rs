@@ -65,6 +65,25 @@ pub struct RunArgs {
     /// How marked calls use the cache.
     #[command(flatten)]
     pub cache: CacheArgs,
+    /// What the guest may reach over HTTP.
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// What the guest may reach over HTTP (`devstash::http`).
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// Allow HTTP requests to these hosts: HOST, HOST:PORT, *.DOMAIN, comma-separated; with no
+    /// list, every host. Nothing is allowed by default.
+    #[arg(long, value_name = "HOST[:PORT],...", num_args = 0..=1, require_equals = true, default_missing_value = "", value_delimiter = ',')]
+    pub allow_net: Option<Vec<String>>,
+    /// No network: requests are answered only from the cache, and expired entries are served
+    /// (with a warning) instead of recomputed.
+    #[arg(long)]
+    pub offline: bool,
+    /// Treat this request header as a secret too (never stored in clear). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub redact_header: Vec<String>,
 }
 
 /// The module, its arguments, and the capabilities granted to it.
@@ -91,8 +110,8 @@ pub struct ModuleArgs {
 /// How marked calls use the cache.
 #[derive(Debug, Args)]
 pub struct CacheArgs {
-    /// Run every marked call for real and store nothing.
-    #[arg(long, env = "DEVSTASH_SKIP")]
+    /// Run every marked call for real and store nothing (`DEVSTASH_SKIP=1` does the same).
+    #[arg(long, env = "DEVSTASH_SKIP", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_cache: bool,
     /// Recompute entries matching PATTERN (all without one): a glob or substring of the site
     /// (`app::fetch`) or entry file name.

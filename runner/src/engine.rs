@@ -21,9 +21,9 @@ pub const MODULES_DIR: &str = "modules";
 /// Builds the engine every command uses.
 pub fn engine() -> Result<Engine> {
     let config = Config::new();
-    Ok(Engine::new(&config)
+    Engine::new(&config)
         .map_err(anyhow::Error::from)
-        .context("cannot set up the WebAssembly engine")?)
+        .context("cannot set up the WebAssembly engine")
 }
 
 /// A module file, read and checked.

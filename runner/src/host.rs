@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use devstash_protocol::{
-    ABI_VERSION, IMPORT_MODULE, KeyHasher, LogLevel, SiteDesc, SiteKind, Status, codec, get_flags,
-    import,
+    ABI_VERSION, HttpErrorKind, HttpRequest, HttpResponse, HttpResult, IMPORT_MODULE, KeyHasher,
+    LogLevel, SiteDesc, SiteKind, Status, codec, get_flags, import,
 };
 use wasmtime::{Caller, Extern, Linker, Memory, Result, bail, format_err};
 
+use crate::net::{self, NetPolicy};
 use crate::store::names::{entry_name, entry_stem};
 use crate::store::pattern::Pattern;
 use crate::store::{EntryRef, Header, Lookup, Tier};
@@ -30,6 +31,8 @@ const MAX_TICKETS: usize = 1 << 16;
 const MAX_LOG: usize = 64 * 1024;
 /// Longest arguments preview kept, in bytes.
 const MAX_PREVIEW: usize = 256;
+/// Largest HTTP request a guest may hand over, in bytes.
+const MAX_HTTP_REQUEST: usize = 256 << 20;
 
 /// What the run does with marked calls.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +41,9 @@ pub struct Policy {
     pub no_cache: bool,
     /// Recompute the entries that match (`--refresh[=PATTERN]`).
     pub refresh: Option<Pattern>,
+    /// No network (`--offline`): expired entries are served, with a warning, rather than
+    /// recomputed where recomputing would need the network.
+    pub offline: bool,
 }
 
 /// Counters for the summary line.
@@ -118,16 +124,19 @@ pub trait CallHook: Send {
     }
 }
 
-/// The value a `stash_take` will copy out: a stored entry, or bytes a [`CallHook`] answered with.
+/// A value waiting for `stash_take`: a stored entry (kept as read, no copy), other bytes, or
+/// bytes a [`CallHook`] answered with.
 enum Pending {
     Entry(crate::store::Entry),
+    Bytes(Vec<u8>),
     Answered(Arc<[u8]>),
 }
 
 impl Pending {
-    fn payload(&self) -> &[u8] {
+    fn bytes(&self) -> &[u8] {
         match self {
             Pending::Entry(e) => e.payload(),
+            Pending::Bytes(b) => b,
             Pending::Answered(v) => v,
         }
     }
@@ -137,6 +146,7 @@ impl Pending {
 pub struct StashHost {
     tier: Box<dyn Tier>,
     policy: Policy,
+    net: NetPolicy,
     sites: Vec<Site>,
     tickets: HashMap<u64, Ticket>,
     next_ticket: u64,
@@ -153,6 +163,7 @@ impl StashHost {
         StashHost {
             tier,
             policy,
+            net: NetPolicy::default(),
             sites: Vec::new(),
             tickets: HashMap::new(),
             next_ticket: 1,
@@ -177,6 +188,12 @@ impl StashHost {
             location: &s.location,
             key,
         }
+    }
+
+    /// Sets what the guest may reach over HTTP (nothing by default).
+    pub fn with_net(mut self, net: NetPolicy) -> StashHost {
+        self.net = net;
+        self
     }
 
     fn register(&mut self, desc: SiteDesc) -> Result<i32> {
@@ -238,14 +255,16 @@ impl StashHost {
         if !self.policy.no_cache && !forced {
             match self.tier.get(&at) {
                 Lookup::Found(entry) => {
-                    if entry.header.is_expired(s.desc.ttl_secs, SystemTime::now()) {
+                    let expired = entry.header.is_expired(s.desc.ttl_secs, SystemTime::now());
+                    if expired && self.policy.offline {
+                        tracing::warn!("{}: expired, served anyway (--offline)", at.name);
+                    }
+                    if expired && !self.policy.offline {
                         self.stats.expired += 1;
                         tracing::debug!("{} expired; recomputing", at.name);
                     } else {
                         let len = entry.payload().len() as u64;
-                        self.stats.hits += 1;
-                        self.stats.saved_ns =
-                            self.stats.saved_ns.saturating_add(entry.header.compute_ns);
+                        self.hit(&entry);
                         tracing::debug!("hit {}", at.name);
                         if let Some(hook) = self.hook.as_mut() {
                             let call = Self::call(&self.sites, site, &key);
@@ -288,6 +307,11 @@ impl StashHost {
         Ok((Status::Miss, ticket))
     }
 
+    fn hit(&mut self, entry: &crate::store::Entry) {
+        self.stats.hits += 1;
+        self.stats.saved_ns = self.stats.saved_ns.saturating_add(entry.header.compute_ns);
+    }
+
     fn put(&mut self, id: u64, ticket: Ticket, value: &[u8], preview: Option<String>) -> Status {
         if let Some(hook) = self.hook.as_mut() {
             let call = Self::call(&self.sites, ticket.site, &ticket.key);
@@ -301,10 +325,7 @@ impl StashHost {
         let s = &self.sites[ticket.site];
         let header = Header {
             key: at.key_hex.clone(),
-            created_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            created_ms: now_ms(),
             ttl_secs: s.desc.ttl_secs,
             site: s.identity.clone(),
             location: s.location.clone(),
@@ -318,7 +339,11 @@ impl StashHost {
             payload_len: value.len() as u64,
             args_preview: preview,
         };
-        match self.tier.put(&at, &header, value) {
+        self.store(&at, &header, value)
+    }
+
+    fn store(&mut self, at: &EntryRef, header: &Header, value: &[u8]) -> Status {
+        match self.tier.put(at, header, value) {
             Ok(()) => {
                 self.stats.stored += 1;
                 Status::Hit
@@ -345,6 +370,101 @@ impl StashHost {
         }
         Ok(())
     }
+
+    /// Answers an HTTP request: from the store when the guest asked for caching and a usable
+    /// response is stored, else over the network when allowed and not offline.
+    fn http(&mut self, request: HttpRequest) -> HttpResult {
+        let prepared = net::Prepared::new(request)?;
+        let cache = prepared.request.cache.clone();
+        let stored = cache.as_ref().map(|c| {
+            let key = prepared.key(&self.net);
+            let key_hex = hex(&key);
+            let site = prepared.site();
+            let at = EntryRef {
+                name: entry_name(&entry_stem(&site), &key_hex),
+                key_hex,
+            };
+            (at, site, c.ttl_secs)
+        });
+
+        if let Some((at, site, ttl)) = &stored {
+            let forced = self
+                .policy
+                .refresh
+                .as_ref()
+                .is_some_and(|p| p.matches(site, &at.name));
+            if !self.policy.no_cache && !forced {
+                match self.tier.get(at) {
+                    Lookup::Found(entry) => {
+                        let expired = entry.header.is_expired(*ttl, SystemTime::now());
+                        if !expired || self.policy.offline {
+                            if let Ok(response) = codec::decode::<HttpResponse>(entry.payload()) {
+                                if expired {
+                                    tracing::warn!(
+                                        "{}: expired, served anyway (--offline)",
+                                        prepared.preview(&self.net)
+                                    );
+                                }
+                                self.hit(&entry);
+                                return Ok(response);
+                            }
+                            tracing::warn!(
+                                "{}: stored response does not decode; ignoring it",
+                                at.name
+                            );
+                        } else {
+                            self.stats.expired += 1;
+                        }
+                    }
+                    Lookup::Corrupt(why) => {
+                        self.stats.corrupt += 1;
+                        tracing::warn!("{}: {why}; ignoring it", at.name);
+                    }
+                    Lookup::Missing => {}
+                }
+            }
+        }
+
+        if self.policy.offline {
+            return Err(devstash_protocol::HttpError {
+                kind: HttpErrorKind::Offline,
+                message: format!(
+                    "{}: no stored response and --offline is set; run once without --offline to store it",
+                    prepared.preview(&self.net)
+                ),
+            });
+        }
+        prepared.check_allowed(&self.net)?;
+        let started = Instant::now();
+        let response = prepared.perform()?;
+        if let Some((at, site, ttl)) = stored {
+            self.stats.misses += 1;
+            if (200..300).contains(&response.status) && !self.policy.no_cache {
+                let value = codec::encode(&net::storable(&response)).expect("plain data encodes");
+                let header = Header {
+                    key: at.key_hex.clone(),
+                    created_ms: now_ms(),
+                    ttl_secs: ttl,
+                    site,
+                    location: prepared.request.url.clone(),
+                    kind: "http".into(),
+                    value_type: "devstash::http::Response".into(),
+                    compute_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                    payload_len: value.len() as u64,
+                    args_preview: Some(prepared.preview(&self.net)),
+                };
+                self.store(&at, &header, &value);
+            }
+        }
+        Ok(response)
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Lowercase hex of bytes.
@@ -447,10 +567,10 @@ pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()
             let f = import::STASH_TAKE;
             let mem = memory(&mut caller, f)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let Some(entry) = state.stash().pending.take() else {
+            let Some(pending) = state.stash().pending.take() else {
                 bail!("devstash::{f}: called with no pending value (call stash_get first)");
             };
-            let payload = entry.payload();
+            let payload = pending.bytes();
             if len as u32 as usize != payload.len() {
                 bail!(
                     "devstash::{f}: asked for {} bytes but the pending value has {}",
@@ -501,6 +621,32 @@ pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()
         import::STASH_FORGET,
         |mut caller: Caller<'_, T>, ticket: i64| -> Result<i32> {
             caller.data_mut().stash().forget(ticket as u64)?;
+            Ok(Status::Hit as i32)
+        },
+    )?;
+
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::HTTP_REQUEST,
+        |mut caller: Caller<'_, T>, ptr: i32, len: i32, out: i32| -> Result<i32> {
+            let f = import::HTTP_REQUEST;
+            let mem = memory(&mut caller, f)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let out_r = span(f, "the output slot", out, 8, data.len())?;
+            let r = span(f, "the request", ptr, len, data.len())?;
+            if r.len() > MAX_HTTP_REQUEST {
+                bail!(
+                    "devstash::{f}: a request of {} bytes is larger than {MAX_HTTP_REQUEST}",
+                    r.len()
+                );
+            }
+            let request: HttpRequest = codec::decode(&data[r])
+                .map_err(|e| format_err!("devstash::{f}: the request does not decode ({e})"))?;
+            let host = state.stash();
+            let result = host.http(request);
+            let bytes = codec::encode(&result).map_err(|e| format_err!("devstash::{f}: {e}"))?;
+            data[out_r].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+            host.pending = Some(Pending::Bytes(bytes));
             Ok(Status::Hit as i32)
         },
     )?;

@@ -1,21 +1,10 @@
 //! The `devstash` binary: runs wasm32-wasip1 programs under wasmtime and stores the results of
 //! their marked calls in `./.devstash_cache/`.
 
-mod cli;
-mod engine;
-mod exit;
-mod host;
-mod inspect;
-mod manage;
-mod run;
-mod sandbox;
-mod store;
-mod tape;
-
 use clap::Parser;
+use devstash_runner::cli::{self, Cli, Command};
+use devstash_runner::{exit, inspect, manage, run, tape};
 use tracing_subscriber::EnvFilter;
-
-use crate::cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();

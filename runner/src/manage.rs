@@ -1,24 +1,731 @@
-//! `devstash list` and `devstash clear`.
+//! `devstash list` and `devstash clear`, and the small formatting helpers they share with
+//! `devstash inspect` (human sizes and ages, TTL verdicts, colour).
+//!
+//! Reading and removing files is left to [`crate::store::listing`], which only ever works through
+//! a handle on the cache directory; this module decides what to show and what to select.
 
-use anyhow::Result;
-use clap::Args;
+use std::io::IsTerminal;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Result, bail};
+use clap::{ArgGroup, Args, ValueEnum};
+use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, LineStyle, Table, TableStyle};
+use serde::Serialize;
 
 use crate::cli::GlobalArgs;
+use crate::engine::MODULES_DIR;
+use crate::store::Header;
+use crate::store::listing::{CacheDir, FileKind, KeptFile, Listed, Place, Scan};
+use crate::store::pattern::Pattern;
 
 /// `devstash list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {}
+#[command(
+    after_help = "One row per entry: name, site, size, age, TTL status and compute time, then a \
+                  total.\n\nEach entry is judged against the TTL it was stored with (`--ttl` \
+                  judges every entry against one TTL instead). Entries that fail verification \
+                  are listed and flagged `corrupt`."
+)]
+pub struct ListArgs {
+    /// Judge every entry against this TTL instead of its own: `valid (<=1m)` or `expired
+    /// (>1m)`. A number and a unit: 30s, 10m, 2h, 1d, 1w.
+    #[arg(long, value_name = "DUR")]
+    pub ttl: Option<Dur>,
+    /// Print one JSON object (entries, totals) for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Order of the rows: name (A to Z), age (newest first) or size (largest first).
+    #[arg(long, value_enum, default_value_t = SortKey::Name, value_name = "KEY")]
+    pub sort: SortKey,
+}
+
+/// Orders of `devstash list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortKey {
+    /// By file name, A to Z.
+    Name,
+    /// Newest first.
+    Age,
+    /// Largest first.
+    Size,
+}
 
 /// `devstash clear`.
 #[derive(Debug, Args)]
-pub struct ClearArgs {}
+#[command(
+    after_help = "Give --all, or one or more conditions (--pattern, --expired, --older-than, \
+                  --corrupt): an entry is removed when it meets all of them.\n\nOnly files \
+                  devstash wrote are ever removed: symlinks are skipped, never followed; tapes \
+                  (tapes/) are kept; and a directory that has neither devstash's CACHEDIR.TAG nor \
+                  any entry file is refused.",
+    group(
+        ArgGroup::new("what")
+            .required(true)
+            .multiple(true)
+            .args(["all", "pattern", "expired", "older_than", "corrupt"])
+    )
+)]
+pub struct ClearArgs {
+    /// Remove every entry, the compiled modules (modules/, recompiled on the next run) and
+    /// temporary files left by a crash. Tapes are kept.
+    #[arg(long, conflicts_with_all = ["pattern", "expired", "older_than", "corrupt"])]
+    pub all: bool,
+    /// Remove entries whose site (`app::fetch`) or file name matches: a glob (`app::*`), or
+    /// without glob characters a substring of either.
+    #[arg(long, value_name = "PATTERN")]
+    pub pattern: Option<String>,
+    /// Remove entries past the TTL they were stored with (or past --ttl). Entries without a TTL
+    /// never expire.
+    #[arg(long)]
+    pub expired: bool,
+    /// With --expired: judge every entry against this TTL instead of its own (30s, 10m, 2h, 1d,
+    /// 1w).
+    #[arg(long, value_name = "DUR", requires = "expired")]
+    pub ttl: Option<Dur>,
+    /// Remove entries stored longer ago than this (30s, 10m, 2h, 1d, 1w).
+    #[arg(long, value_name = "DUR")]
+    pub older_than: Option<Dur>,
+    /// Remove entries that fail verification (corrupt or cut short); a run recomputes them
+    /// anyway.
+    #[arg(long, conflicts_with_all = ["expired", "older_than"])]
+    pub corrupt: bool,
+    /// Print what would be removed, and remove nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+/// A duration given on the command line (`30m`, `2h`, `1d`, `1w`), kept with its text so that
+/// verdicts show it as the user wrote it (`valid (<=1m)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dur {
+    /// As written.
+    pub text: String,
+    /// As parsed.
+    pub duration: Duration,
+}
+
+impl FromStr for Dur {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Dur, String> {
+        let text = s.trim();
+        humantime::parse_duration(text)
+            .map(|duration| Dur {
+                text: text.to_string(),
+                duration,
+            })
+            .map_err(|_| "write a number and a unit, e.g. 30s, 10m, 2h, 1d or 1w".to_string())
+    }
+}
+
+/// How an entry stands: judged against its own TTL or an override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within its TTL (shown as text), or it has none.
+    Valid(Option<String>),
+    /// Past its TTL (shown as text).
+    Expired(String),
+    /// Failed verification, with the reason.
+    Corrupt(String),
+}
+
+impl Verdict {
+    /// Judges an entry at `now`, against `ttl` when given, else against the TTL it was stored
+    /// with.
+    pub fn of(entry: &Listed, ttl: Option<&Dur>, now: SystemTime) -> Verdict {
+        match &entry.state {
+            Err(damage) => Verdict::Corrupt(damage.problem.clone()),
+            Ok(header) => verdict_of_header(header, ttl, now),
+        }
+    }
+
+    /// `valid`, `expired` or `corrupt`, for scripts.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Valid(_) => "valid",
+            Verdict::Expired(_) => "expired",
+            Verdict::Corrupt(_) => "corrupt",
+        }
+    }
+
+    /// The colour of the verdict in a table.
+    fn colour(&self) -> Color {
+        match self {
+            Verdict::Valid(_) => Color::Green,
+            Verdict::Expired(_) => Color::Yellow,
+            Verdict::Corrupt(_) => Color::Red,
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    /// `valid (<=1m)`, `valid (no ttl)`, `expired (>1m)`, `corrupt: checksum mismatch …`: the
+    /// Python devstash's wording, kept so that its users read the same thing.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Valid(Some(ttl)) => write!(f, "valid (<={ttl})"),
+            Verdict::Valid(None) => write!(f, "valid (no ttl)"),
+            Verdict::Expired(ttl) => write!(f, "expired (>{ttl})"),
+            Verdict::Corrupt(why) => write!(f, "corrupt: {why}"),
+        }
+    }
+}
+
+/// Judges a verified header at `now` against `ttl`, else against its own TTL.
+pub fn verdict_of_header(header: &Header, ttl: Option<&Dur>, now: SystemTime) -> Verdict {
+    let (secs, text) = match (ttl, header.ttl_secs) {
+        (Some(d), _) => (d.duration.as_secs(), d.text.clone()),
+        (None, Some(s)) => (s, ttl_text(s)),
+        (None, None) => return Verdict::Valid(None),
+    };
+    // `Header::is_expired` counts whole seconds; an override below a second (`--ttl 0s`) counts
+    // as zero, so everything stored before now has expired.
+    if header.is_expired(Some(secs), now) {
+        Verdict::Expired(text)
+    } else {
+        Verdict::Valid(Some(text))
+    }
+}
+
+/// A TTL in seconds as humantime writes it (`1s`, `30m`, `1day`).
+pub fn ttl_text(secs: u64) -> String {
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
+/// A size for people: `361 B`, `1.2 KiB`, `3.4 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
+}
+
+/// An age for people, to the two units that matter: `45s`, `17m`, `5h 3m`, `3days 4h`.
+pub fn human_age(age: Duration) -> String {
+    let secs = age.as_secs();
+    // Finer units stop mattering as an entry gets older; humantime writes what is left.
+    let unit = match secs {
+        0..120 => 1,
+        120..86_400 => 60,
+        86_400..5_184_000 => 3_600,
+        _ => 86_400,
+    };
+    humantime::format_duration(Duration::from_secs(secs / unit * unit)).to_string()
+}
+
+/// `1 entry`, `3 entries`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Whether to colour standard output: only on a terminal, and never with `NO_COLOR` set
+/// (anstream also honours `CLICOLOR` and `CLICOLOR_FORCE`).
+pub fn colour() -> bool {
+    anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
+}
+
+/// A table in devstash's plain style: a header, one rule under it, no borders; it wraps to the
+/// terminal's width on a terminal and never when piped.
+pub fn table(header: &[&str]) -> Table {
+    const STYLE: TableStyle =
+        TableStyle::new().header_separator(LineStyle::none().fill('─').junction(' '));
+    let mut t = Table::new();
+    t.load_style(STYLE)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    let colour = colour();
+    if colour && !std::io::stdout().is_terminal() {
+        // CLICOLOR_FORCE asked for colour in a pipe; comfy-table styles terminals only.
+        t.enforce_styling();
+    }
+    t.set_header(header.iter().map(|h| {
+        let cell = Cell::new(h);
+        if colour {
+            cell.add_attribute(comfy_table::Attribute::Bold)
+        } else {
+            cell
+        }
+    }));
+    t
+}
+
+/// The age of something stored at `at`, judged at `now` (zero when the clock went back).
+fn age(at: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
+    at.map(|t| now.duration_since(t).unwrap_or_default())
+}
+
+/// One row of `devstash list --json`.
+#[derive(Debug, Serialize)]
+struct JsonEntry<'a> {
+    name: &'a str,
+    site: Option<&'a str>,
+    location: Option<&'a str>,
+    kind: Option<&'a str>,
+    value_type: Option<&'a str>,
+    /// Size of the file, bytes.
+    size: u64,
+    payload_len: Option<u64>,
+    created_ms: Option<u64>,
+    age_secs: Option<u64>,
+    /// The TTL the entry was stored with.
+    ttl_secs: Option<u64>,
+    /// `valid`, `expired` or `corrupt`.
+    status: &'static str,
+    /// The verdict as the table shows it.
+    status_text: String,
+    problem: Option<&'a str>,
+    compute_ns: Option<u64>,
+    args_preview: Option<&'a str>,
+}
+
+/// `devstash list --json`.
+#[derive(Debug, Serialize)]
+struct JsonList<'a> {
+    cache_dir: String,
+    exists: bool,
+    looks_like_cache: bool,
+    /// The `--ttl` override, as given.
+    ttl: Option<&'a str>,
+    entries: Vec<JsonEntry<'a>>,
+    total: JsonTotal,
+    corrupt: usize,
+    compiled_modules: JsonTotal,
+}
+
+/// A count of files and their bytes.
+#[derive(Debug, Default, Serialize)]
+struct JsonTotal {
+    count: usize,
+    bytes: u64,
+}
 
 /// Runs `devstash list`.
-pub fn list(_global: &GlobalArgs, _args: &ListArgs) -> Result<i32> {
-    anyhow::bail!("`devstash list` is not available in this version")
+pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<i32> {
+    let now = SystemTime::now();
+    let shown = global.cache_dir.display().to_string();
+    let Some(cache) = CacheDir::open(&global.cache_dir, MODULES_DIR)? else {
+        if args.json {
+            print_json(&JsonList {
+                cache_dir: shown,
+                exists: false,
+                looks_like_cache: false,
+                ttl: args.ttl.as_ref().map(|d| d.text.as_str()),
+                entries: Vec::new(),
+                total: JsonTotal::default(),
+                corrupt: 0,
+                compiled_modules: JsonTotal::default(),
+            })?;
+        } else {
+            println!("no cache at {shown} yet: entries appear once `devstash run` stores a call");
+        }
+        return Ok(0);
+    };
+    let scan = cache.scan(now)?;
+    warn_symlinks(&scan);
+    let mut entries: Vec<&Listed> = scan.entries.iter().collect();
+    match args.sort {
+        SortKey::Name => entries.sort_by(|a, b| a.name.cmp(&b.name)),
+        SortKey::Age => entries.sort_by_key(|e| std::cmp::Reverse(e.stored_at())),
+        SortKey::Size => entries.sort_by(|a, b| b.size.cmp(&a.size).then(a.name.cmp(&b.name))),
+    }
+    let verdicts: Vec<Verdict> = entries
+        .iter()
+        .map(|e| Verdict::of(e, args.ttl.as_ref(), now))
+        .collect();
+    let bytes: u64 = entries.iter().map(|e| e.size).sum();
+    let corrupt = entries.iter().filter(|e| e.header().is_none()).count();
+    let modules = JsonTotal {
+        count: scan.modules.len(),
+        bytes: scan.modules.iter().map(|m| m.size).sum(),
+    };
+
+    if args.json {
+        let rows = entries
+            .iter()
+            .zip(&verdicts)
+            .map(|(e, v)| json_entry(e, v, now))
+            .collect();
+        return print_json(&JsonList {
+            cache_dir: shown,
+            exists: true,
+            looks_like_cache: scan.looks_like_cache(),
+            ttl: args.ttl.as_ref().map(|d| d.text.as_str()),
+            entries: rows,
+            total: JsonTotal {
+                count: entries.len(),
+                bytes,
+            },
+            corrupt,
+            compiled_modules: modules,
+        })
+        .map(|()| 0);
+    }
+
+    if entries.is_empty() {
+        if scan.looks_like_cache() {
+            println!("no entries in {shown}: the cache is empty");
+        } else {
+            println!("no entries in {shown} (it does not look like a devstash cache)");
+        }
+        return Ok(0);
+    }
+    let colour = colour();
+    let mut t = table(&["NAME", "SITE", "SIZE", "AGE", "TTL", "COMPUTE"]);
+    for (e, v) in entries.iter().zip(&verdicts) {
+        let h = e.header();
+        let status = Cell::new(v.to_string());
+        t.add_row(vec![
+            Cell::new(&e.name),
+            Cell::new(h.map_or("?", |h| h.site.as_str())),
+            Cell::new(human_size(e.size)),
+            Cell::new(age(e.stored_at(), now).map_or("?".into(), human_age)),
+            if colour {
+                status.fg(v.colour())
+            } else {
+                status
+            },
+            Cell::new(h.map_or("?".into(), |h| {
+                crate::run::human_duration(Duration::from_nanos(h.compute_ns))
+            })),
+        ]);
+    }
+    for col in [2, 3, 5] {
+        if let Some(c) = t.column_mut(col) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    println!("{t}");
+    let mut total = format!(
+        "{}, {} in {shown}",
+        count(entries.len(), "entry", "entries"),
+        human_size(bytes)
+    );
+    if modules.count > 0 {
+        total.push_str(&format!(
+            "; {} ({}) in {MODULES_DIR}/",
+            count(modules.count, "compiled module", "compiled modules"),
+            human_size(modules.bytes)
+        ));
+    }
+    println!("{total}");
+    if corrupt > 0 {
+        println!(
+            "{} failed verification: a run recomputes {}; `devstash clear --corrupt` removes {}",
+            count(corrupt, "entry", "entries"),
+            if corrupt == 1 { "it" } else { "them" },
+            if corrupt == 1 { "it" } else { "them" },
+        );
+    }
+    Ok(0)
+}
+
+fn json_entry<'a>(e: &'a Listed, v: &Verdict, now: SystemTime) -> JsonEntry<'a> {
+    let h = e.header();
+    JsonEntry {
+        name: &e.name,
+        site: h.map(|h| h.site.as_str()),
+        location: h.map(|h| h.location.as_str()),
+        kind: h.map(|h| h.kind.as_str()),
+        value_type: h.map(|h| h.value_type.as_str()),
+        size: e.size,
+        payload_len: h.map(|h| h.payload_len),
+        created_ms: h.map(|h| h.created_ms),
+        age_secs: age(e.stored_at(), now).map(|a| a.as_secs()),
+        ttl_secs: h.and_then(|h| h.ttl_secs),
+        status: v.word(),
+        status_text: v.to_string(),
+        problem: e.state.as_ref().err().map(|d| d.problem.as_str()),
+        compute_ns: h.map(|h| h.compute_ns),
+        args_preview: h.and_then(|h| h.args_preview.as_deref()),
+    }
+}
+
+/// Prints a value as pretty JSON on standard output.
+pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn warn_symlinks(scan: &Scan) {
+    for link in &scan.symlinks {
+        tracing::warn!("skipped symlink {link}: devstash never follows links in its cache");
+    }
+}
+
+/// Whether `clear` (without `--all`) selects this entry.
+fn selects(args: &ClearArgs, pattern: Option<&Pattern>, e: &Listed, now: SystemTime) -> bool {
+    if args.all {
+        return true;
+    }
+    // A damaged entry's site cannot be trusted: only its file name is matched.
+    if pattern.is_some_and(|p| !p.matches(e.site(), &e.name)) {
+        return false;
+    }
+    match &e.state {
+        // Its stored time and TTL are unknown, so only conditions that need neither select it.
+        Err(_) => !args.expired && args.older_than.is_none(),
+        Ok(h) => {
+            if args.corrupt {
+                return false;
+            }
+            if args.expired
+                && !matches!(
+                    verdict_of_header(h, args.ttl.as_ref(), now),
+                    Verdict::Expired(_)
+                )
+            {
+                return false;
+            }
+            if let Some(d) = &args.older_than
+                && age(Some(h.created()), now).unwrap_or_default() <= d.duration
+            {
+                return false;
+            }
+            true
+        }
+    }
 }
 
 /// Runs `devstash clear`.
-pub fn clear(_global: &GlobalArgs, _args: &ClearArgs) -> Result<i32> {
-    anyhow::bail!("`devstash clear` is not available in this version")
+pub fn clear(global: &GlobalArgs, args: &ClearArgs) -> Result<i32> {
+    let pattern = args.pattern.as_deref().map(Pattern::new).transpose()?;
+    let now = SystemTime::now();
+    let shown = global.cache_dir.display().to_string();
+    let Some(cache) = CacheDir::open(&global.cache_dir, MODULES_DIR)? else {
+        if !global.quiet {
+            println!("nothing to remove: there is no cache at {shown}");
+        }
+        return Ok(0);
+    };
+    let scan = cache.scan(now)?;
+    if !scan.looks_like_cache() {
+        bail!(
+            "{shown} does not look like a devstash cache (no CACHEDIR.TAG written by devstash, no \
+             entry files), so nothing was removed: check --cache-dir"
+        );
+    }
+    warn_symlinks(&scan);
+
+    let entries: Vec<&Listed> = scan
+        .entries
+        .iter()
+        .filter(|e| e.is_ours() && selects(args, pattern.as_ref(), e, now))
+        .collect();
+    // Entry-named files devstash did not write are never removed; say so when they would have
+    // been, so that `--all` leaving a file behind is not a mystery.
+    let foreign: Vec<&Listed> = scan
+        .entries
+        .iter()
+        .filter(|e| {
+            !e.is_ours() && (args.all || pattern.as_ref().is_some_and(|p| p.matches("", &e.name)))
+        })
+        .collect();
+    // The pack only copies entries: with every entry gone it goes too (after a partial clear
+    // it never answers for a removed file, and compacts itself).
+    let kept: Vec<&KeptFile> = if args.all {
+        scan.modules
+            .iter()
+            .chain(&scan.stale_temps)
+            .chain(&scan.pack)
+            .collect()
+    } else {
+        Vec::new()
+    };
+
+    let mut removed = Tally::default();
+    let mut failed = 0usize;
+    for e in &entries {
+        if args.dry_run {
+            println!("would remove {} ({})", e.name, human_size(e.size));
+            removed.entries.add(e.size);
+            continue;
+        }
+        match cache.remove_entry(&e.name) {
+            Ok(true) => {
+                tracing::info!("removed {}", e.name);
+                removed.entries.add(e.size);
+            }
+            Ok(false) => tracing::debug!("{} changed since it was listed; kept", e.name),
+            Err(err) => {
+                failed += 1;
+                tracing::warn!(
+                    "cannot remove {}: {err}",
+                    cache.path().join(&e.name).display()
+                );
+            }
+        }
+    }
+    for f in &kept {
+        let slot = match f.kind {
+            FileKind::CompiledModule => &mut removed.modules,
+            FileKind::StaleTemp => &mut removed.temps,
+            FileKind::Pack => &mut removed.entries_copies,
+        };
+        let rel = match f.place {
+            Place::Top => f.name.clone(),
+            Place::Modules => format!("{MODULES_DIR}/{}", f.name),
+        };
+        if args.dry_run {
+            println!("would remove {rel} ({})", human_size(f.size));
+            slot.add(f.size);
+            continue;
+        }
+        match cache.remove_kept(f, now) {
+            Ok(true) => {
+                tracing::info!("removed {rel}");
+                slot.add(f.size);
+            }
+            Ok(false) => tracing::debug!("{rel} changed since it was listed; kept"),
+            Err(err) => {
+                failed += 1;
+                tracing::warn!("cannot remove {}: {err}", cache.path().join(&rel).display());
+            }
+        }
+    }
+
+    if !global.quiet || args.dry_run {
+        println!("{}", removed.summary(args.dry_run, &shown));
+        if !foreign.is_empty() {
+            let names: Vec<&str> = foreign.iter().map(|e| e.name.as_str()).collect();
+            println!(
+                "kept {} that devstash did not write: {}",
+                count(foreign.len(), "file", "files"),
+                names.join(", ")
+            );
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "could not remove {} (see the warnings above): check the permissions of {shown}",
+            count(failed, "file", "files")
+        );
+    }
+    Ok(0)
+}
+
+/// Files and bytes of one kind.
+#[derive(Debug, Default, Clone, Copy)]
+struct Count {
+    files: usize,
+    bytes: u64,
+}
+
+impl Count {
+    fn add(&mut self, bytes: u64) {
+        self.files += 1;
+        self.bytes += bytes;
+    }
+}
+
+/// What `clear` removed (or would remove).
+#[derive(Debug, Default)]
+struct Tally {
+    entries: Count,
+    /// The pack of entry copies: its bytes count with the entries, not as a file of its own.
+    entries_copies: Count,
+    modules: Count,
+    temps: Count,
+}
+
+impl Tally {
+    /// `removed 3 entries (1.1 KiB) from .devstash_cache`, with compiled modules and temporary
+    /// files when there were any.
+    fn summary(&self, dry_run: bool, shown: &str) -> String {
+        let verb = if dry_run { "would remove" } else { "removed" };
+        if self.entries.files + self.modules.files + self.temps.files == 0 {
+            return format!("nothing to remove: no entry in {shown} matches");
+        }
+        let mut parts = vec![format!(
+            "{} ({})",
+            count(self.entries.files, "entry", "entries"),
+            human_size(self.entries.bytes + self.entries_copies.bytes)
+        )];
+        if self.modules.files > 0 {
+            parts.push(format!(
+                "{} ({})",
+                count(self.modules.files, "compiled module", "compiled modules"),
+                human_size(self.modules.bytes)
+            ));
+        }
+        if self.temps.files > 0 {
+            parts.push(format!(
+                "{} ({})",
+                count(
+                    self.temps.files,
+                    "leftover temporary file",
+                    "leftover temporary files"
+                ),
+                human_size(self.temps.bytes)
+            ));
+        }
+        format!("{verb} {} from {shown}", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(created: SystemTime, ttl_secs: Option<u64>) -> Header {
+        Header {
+            key: "ab".repeat(32),
+            created_ms: created
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64,
+            ttl_secs,
+            site: "app::f".into(),
+            location: "src/main.rs:1".into(),
+            kind: "call".into(),
+            value_type: "u8".into(),
+            compute_ns: 1,
+            payload_len: 1,
+            args_preview: None,
+        }
+    }
+
+    #[test]
+    fn verdicts_use_own_ttl_or_the_override() {
+        let now = SystemTime::now();
+        let old = now - Duration::from_secs(120);
+        let dur: Dur = "1m".parse().unwrap();
+        assert_eq!(
+            verdict_of_header(&header(old, None), None, now).to_string(),
+            "valid (no ttl)"
+        );
+        assert_eq!(
+            verdict_of_header(&header(old, Some(3600)), None, now).to_string(),
+            "valid (<=1h)"
+        );
+        assert_eq!(
+            verdict_of_header(&header(old, Some(60)), None, now).to_string(),
+            "expired (>1m)"
+        );
+        assert_eq!(
+            verdict_of_header(&header(old, Some(3600)), Some(&dur), now).to_string(),
+            "expired (>1m)"
+        );
+        assert_eq!(
+            verdict_of_header(&header(now, None), Some(&dur), now).to_string(),
+            "valid (<=1m)"
+        );
+    }
+
+    #[test]
+    fn durations_and_sizes_read_well() {
+        assert!("1x".parse::<Dur>().is_err());
+        assert_eq!("1d".parse::<Dur>().unwrap().duration.as_secs(), 86_400);
+        assert_eq!("1w".parse::<Dur>().unwrap().duration.as_secs(), 7 * 86_400);
+        assert_eq!(human_age(Duration::from_secs(45)), "45s");
+        assert_eq!(human_age(Duration::from_secs(17 * 60 + 5)), "17m");
+        assert_eq!(
+            human_age(Duration::from_secs(5 * 3600 + 3 * 60 + 9)),
+            "5h 3m"
+        );
+        assert_eq!(
+            human_age(Duration::from_secs(3 * 86_400 + 4 * 3600 + 5)),
+            "3days 4h"
+        );
+        assert_eq!(human_size(361), "361 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(count(1, "entry", "entries"), "1 entry");
+        assert_eq!(count(2, "entry", "entries"), "2 entries");
+    }
 }

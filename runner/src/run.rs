@@ -9,10 +9,11 @@ use wasmtime::{Engine, Linker, Module, Store, Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use crate::cli::{CacheArgs, GlobalArgs, ModuleArgs, RunArgs};
+use crate::cli::{CacheArgs, GlobalArgs, ModuleArgs, NetArgs, RunArgs};
 use crate::engine;
 use crate::exit;
 use crate::host::{self, HasStash, Policy, StashHost, Stats};
+use crate::net::{HostRule, NetPolicy};
 use crate::sandbox::Sandbox;
 use crate::store::disk::DiskTier;
 use crate::store::pattern::Pattern;
@@ -123,10 +124,32 @@ pub fn sandbox(module: &ModuleArgs) -> Sandbox {
 }
 
 /// The policy described by the command line.
-pub fn policy(cache: &CacheArgs) -> Result<Policy> {
+pub fn policy(cache: &CacheArgs, net: &NetArgs) -> Result<Policy> {
     Ok(Policy {
         no_cache: cache.no_cache,
         refresh: cache.refresh.as_deref().map(Pattern::new).transpose()?,
+        offline: net.offline,
+    })
+}
+
+/// The network policy described by the command line.
+pub fn net_policy(net: &NetArgs) -> Result<NetPolicy> {
+    let allow = match &net.allow_net {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| s.parse::<HostRule>().map_err(anyhow::Error::msg))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    };
+    Ok(NetPolicy {
+        allow,
+        redact: net
+            .redact_header
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
     })
 }
 
@@ -192,7 +215,8 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<i32> {
     let prepared = prepare(global, &args.module)?;
     let wasi = sandbox(&args.module).builder()?.build_p1();
     let tier = DiskTier::new(&global.cache_dir);
-    let stash = StashHost::new(Box::new(tier), policy(&args.cache)?);
+    let stash = StashHost::new(Box::new(tier), policy(&args.cache, &args.net)?)
+        .with_net(net_policy(&args.net)?);
     let outcome = execute(&prepared, wasi, stash)?;
     finish(global, &outcome, args.cache.no_cache);
     Ok(outcome.exit.code())

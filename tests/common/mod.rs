@@ -40,6 +40,8 @@ pub fn guest(name: &str) -> PathBuf {
             "quickstart",
             "parse",
             "numeric",
+            "api",
+            "llm",
             "probe",
             "replay",
             "tapeprobe",
@@ -61,8 +63,12 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
-/// Builds a standalone guest crate (outside the workspace) and returns its module.
+/// Builds a standalone guest crate (outside the workspace) and returns its module. Give every
+/// crate its own package name: the module's path is derived from it.
 pub fn build_crate(dir: &Path, name: &str) -> PathBuf {
+    // Builds share one target directory (so dependencies compile once); one at a time.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO"))
         .current_dir(dir)
         .args([
@@ -84,6 +90,22 @@ pub fn build_crate(dir: &Path, name: &str) -> PathBuf {
     guest_target_dir()
         .join("standalone/wasm32-wasip1/release")
         .join(format!("{name}.wasm"))
+}
+
+/// Builds a standalone crate for wasm32-wasip1 and returns cargo's output, success or not.
+pub fn try_build_crate(dir: &Path) -> Output {
+    Command::new(env!("CARGO"))
+        .current_dir(dir)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--target-dir",
+        ])
+        .arg(guest_target_dir().join("standalone"))
+        .output()
+        .expect("cargo runs")
 }
 
 /// A scratch directory in which `devstash` runs (so `./.devstash_cache` lands inside it).
@@ -151,6 +173,16 @@ impl Sandbox {
         let mut all = vec!["run", module.to_str().unwrap()];
         all.extend_from_slice(args);
         self.devstash(&all)
+    }
+
+    /// Removes the pack of entry copies beside the files (see `store::pack`), so that the files
+    /// are the only copies.
+    pub fn drop_pack(&self) {
+        match std::fs::remove_file(self.cache().join("index.pack")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("cannot remove the pack: {e}"),
+        }
     }
 
     /// Entry files in the cache directory.

@@ -4,6 +4,7 @@
 //! Both expand to a small block that calls into `devstash::__rt`; all parsing and validation
 //! happens here so that mistakes are compile errors pointing at the marker.
 
+use devstash_protocol::ABI_VERSION;
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{format_ident, quote, quote_spanned};
@@ -182,7 +183,7 @@ impl SiteParts {
             Some((secs, _)) => format!("\"{secs}s\""),
             None => "null".to_string(),
         };
-        let head = format!("{{\"abi\":{},\"module\":\"", devstash_abi_version());
+        let head = format!("{{\"abi\":{ABI_VERSION},\"module\":\"");
         let mid = format!("\",\"callee\":\"{callee}\",\"file\":\"");
         let tail = format!(
             ",\"ttl\":{ttl_json},\"kind\":\"{}\",\"fingerprint\":\"{fingerprint}\"}}\n",
@@ -207,12 +208,6 @@ impl SiteParts {
                 ::devstash::__rt::record_bytes(__DEVSTASH_RECORD);
         }
     }
-}
-
-/// The ABI version the expansions are written for; must match `devstash_protocol::ABI_VERSION`
-/// (checked by a test in the SDK).
-fn devstash_abi_version() -> u32 {
-    1
 }
 
 /// The dispatch shared by both markers: `argv` is the owned argument tuple, `key` the key
@@ -381,7 +376,7 @@ fn expand_fn(
     let body = &func.block;
     let call = quote!(|(#(#pats,)*)| -> #ret_ty #body);
     let block = dispatch(span, parts.statics(span), argv, key, call);
-    func.block = Box::new(syn::parse2(quote!({ #block }))?);
+    *func.block = syn::parse2(quote!({ #block }))?;
     Ok(quote!(#func))
 }
 

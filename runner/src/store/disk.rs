@@ -12,6 +12,7 @@ use anyhow::Context;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
+use super::pack::{self, Pack};
 use super::{Entry, EntryRef, Header, Lookup, Tier};
 
 /// Name of the marker file that identifies a devstash cache directory (the cross-tool
@@ -26,6 +27,9 @@ pub struct DiskTier {
     path: PathBuf,
     // Opened lazily: a run with no marked calls must not create the directory.
     dir: RefCell<Option<Dir>>,
+    // Loaded with the first lookup; see `pack`.
+    pack: RefCell<Option<Pack>>,
+    appender: RefCell<pack::Appender>,
 }
 
 impl DiskTier {
@@ -34,6 +38,8 @@ impl DiskTier {
         DiskTier {
             path: path.into(),
             dir: RefCell::new(None),
+            pack: RefCell::new(None),
+            appender: RefCell::new(pack::Appender::default()),
         }
     }
 
@@ -77,6 +83,17 @@ pub fn create_cache_dir(path: &Path) -> anyhow::Result<Dir> {
     Ok(dir)
 }
 
+/// Whether `contents` is a `CACHEDIR.TAG` that devstash wrote: the convention's signature line
+/// followed by devstash's own comment. `devstash clear` takes it as proof that a directory is a
+/// devstash cache (a tag from another tool is not).
+pub fn is_devstash_tag(contents: &[u8]) -> bool {
+    let signature = CACHEDIR_TAG_BODY.lines().next().unwrap_or_default();
+    let Ok(text) = std::str::from_utf8(contents) else {
+        return false;
+    };
+    text.starts_with(signature) && text.contains("devstash cache")
+}
+
 /// Writes `bytes` to `name` inside `dir` atomically (temp file, then rename).
 pub fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = cap_tempfile::TempFile::new(dir)?;
@@ -86,8 +103,38 @@ pub fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> 
     tmp.replace(name)
 }
 
+impl DiskTier {
+    /// The entry from the pack, if it holds a verified copy for this key.
+    fn lookup_pack(&self, at: &EntryRef) -> Option<Entry> {
+        let mut slot = self.pack.borrow_mut();
+        if slot.is_none() {
+            let loaded = self.with_dir(false, Pack::load).ok().flatten()?;
+            *slot = Some(loaded);
+        }
+        let bytes = slot.as_ref()?.get(&at.name)?;
+        Entry::decode(bytes.to_vec())
+            .ok()
+            .filter(|e| e.header.key == at.key_hex)
+    }
+}
+
+impl Drop for DiskTier {
+    fn drop(&mut self) {
+        // Reclaim space taken by superseded or removed records, at most once per run.
+        if let (Some(pack), Some(dir)) = (self.pack.get_mut(), self.dir.get_mut())
+            && pack.wants_compaction()
+            && let Err(e) = pack.compact(dir)
+        {
+            tracing::debug!("cannot compact {}: {e}", pack::PACK_NAME);
+        }
+    }
+}
+
 impl Tier for DiskTier {
     fn get(&self, at: &EntryRef) -> Lookup {
+        if let Some(entry) = self.lookup_pack(at) {
+            return Lookup::Found(entry);
+        }
         let read = self.with_dir(false, |d| d.read(&at.name));
         match read {
             Ok(None) => Lookup::Missing,
@@ -104,9 +151,17 @@ impl Tier for DiskTier {
 
     fn put(&self, at: &EntryRef, header: &Header, payload: &[u8]) -> anyhow::Result<()> {
         let bytes = Entry::encode(header, payload);
-        self.with_dir(true, |d| write_atomic(d, &at.name, &bytes))?
-            .expect("created on demand")
-            .with_context(|| format!("cannot write {}", self.path.join(&at.name).display()))
+        self.with_dir(true, |d| {
+            write_atomic(d, &at.name, &bytes)?;
+            // The file is written; the pack copy is only a shortcut, so failing to add it is
+            // not an error.
+            if let Err(e) = self.appender.borrow_mut().append(d, &at.name, &bytes) {
+                tracing::debug!("cannot append to {}: {e}", pack::PACK_NAME);
+            }
+            Ok::<(), std::io::Error>(())
+        })?
+        .expect("created on demand")
+        .with_context(|| format!("cannot write {}", self.path.join(&at.name).display()))
     }
 
     fn location(&self) -> String {
@@ -158,5 +213,19 @@ mod tests {
             key_hex: "cd".repeat(32),
         };
         assert!(matches!(tier.get(&other), Lookup::Corrupt(_)));
+    }
+
+    #[test]
+    fn recognizes_its_own_tag_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        create_cache_dir(tmp.path()).unwrap();
+        let ours = std::fs::read(tmp.path().join(CACHEDIR_TAG)).unwrap();
+        assert!(is_devstash_tag(&ours));
+        // Another tool's tag carries the same signature but is not ours.
+        assert!(!is_devstash_tag(
+            b"Signature: 8a477f597d28d172789f06886806bc55\n# cargo build directory\n"
+        ));
+        assert!(!is_devstash_tag(b"devstash cache"));
+        assert!(!is_devstash_tag(&[0xff, 0xfe]));
     }
 }

@@ -6,7 +6,9 @@
 
 pub mod disk;
 pub mod entry;
+pub mod listing;
 pub mod names;
+pub mod pack;
 pub mod pattern;
 
 pub use entry::{Entry, Header};

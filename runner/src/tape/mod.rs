@@ -32,9 +32,10 @@ use self::record::{RecordHook, Recorder, RecordingMonotonicClock, RecordingWallC
 use self::replay::{Player, PlayerTime, ReplayHook, TapeMonotonicClock, TapeWallClock};
 use self::report::{RunOutput, human_size};
 use self::stdio::{RecordingStdin, ReplayStdin, TeeOutput, lock};
-use crate::cli::{CacheArgs, GlobalArgs, ModuleArgs};
+use crate::cli::{CacheArgs, GlobalArgs, ModuleArgs, NetArgs};
 use crate::exit;
 use crate::host::{Policy, StashHost};
+use crate::net::NetPolicy;
 use crate::run::{self, Exit};
 use crate::sandbox::{DirGrant, EnvVar, Sandbox};
 use crate::store::disk::{DiskTier, create_cache_dir, write_atomic};
@@ -56,6 +57,10 @@ pub struct RecordArgs {
     /// How marked calls use the cache (as in `devstash run`).
     #[command(flatten)]
     pub cache: CacheArgs,
+    /// What the guest may reach over HTTP (as in `devstash run`). HTTP exchanges are not on
+    /// tapes yet: a replay answers requests as `--offline` with an empty cache would.
+    #[command(flatten)]
+    pub net: NetArgs,
     /// What to run and what it may see (as in `devstash run`).
     #[command(flatten)]
     pub module: ModuleArgs,
@@ -122,8 +127,9 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
         .stderr(TeeOutput::new(Stream::Stderr, tty[2], recorder.clone()));
     let stash = StashHost::new(
         Box::new(DiskTier::new(&global.cache_dir)),
-        run::policy(&args.cache)?,
+        run::policy(&args.cache, &args.net)?,
     )
+    .with_net(run::net_policy(&args.net)?)
     .with_hook(Box::new(RecordHook(recorder.clone())));
     let rng = recorder.clone();
     let outcome = run::execute_with(&prepared, wasi.build_p1(), stash, |linker, _| {
@@ -246,7 +252,14 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     .stdin(ReplayStdin::new(recorded.stdin.clone(), inv.tty[0]))
     .stdout(TeeOutput::new(Stream::Stdout, inv.tty[1], player.clone()))
     .stderr(TeeOutput::new(Stream::Stderr, inv.tty[2], player.clone()));
-    let stash = StashHost::new(Box::new(SealedTier), Policy::default())
+    // Sealed: every marked call is answered by the hook, the store holds nothing, and HTTP
+    // requests find no host allowed and no network (`offline`).
+    let policy = Policy {
+        offline: true,
+        ..Policy::default()
+    };
+    let stash = StashHost::new(Box::new(SealedTier), policy)
+        .with_net(NetPolicy::default())
         .with_hook(Box::new(ReplayHook(player.clone())));
     let outcome = run::execute_with(&prepared, wasi.build_p1(), stash, |linker, store| {
         let p = player.clone();
@@ -313,9 +326,8 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     }
 }
 
-/// Prints a summary of the tape at `path` (`devstash inspect TAPE`).
-// Called by `devstash inspect` (inspect.rs) for files that start with [`TAPE_MAGIC`].
-#[allow(dead_code)]
+/// Prints a summary of the tape at `path` (`devstash inspect TAPE`, for files that start with
+/// [`TAPE_MAGIC`]).
 pub fn inspect(_global: &GlobalArgs, path: &Path) -> Result<i32> {
     let tape = Tape::read(path)?;
     println!("{}", report::summary(path, &tape));

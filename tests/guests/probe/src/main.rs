@@ -55,6 +55,11 @@ fn summarize(label: String, xs: Vec<f64>) -> Stats {
     }
 }
 
+fn blob(n: usize) -> serde_bytes::ByteBuf {
+    println!("computed blob({n})");
+    serde_bytes::ByteBuf::from((0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+}
+
 #[stashed]
 fn outer(n: u64) -> u64 {
     println!("computed outer({n})");
@@ -89,6 +94,23 @@ fn main() {
             let total: u64 = (0..n).map(|i| stash!(double(i))).sum();
             println!("total {total}");
         }
+        "big" => {
+            let b = stash!(blob(num(1) as usize));
+            let ok = b.iter().enumerate().all(|(i, &x)| x == (i % 251) as u8);
+            println!(
+                "blob {} bytes, {}",
+                b.len(),
+                if ok { "intact" } else { "WRONG" }
+            );
+        }
+        "read" => match std::fs::read_to_string(arg(1)) {
+            Ok(text) => println!("read {} bytes", text.len()),
+            Err(e) => println!("read failed: {e}"),
+        },
+        "write" => match std::fs::write(arg(1), b"written by the guest") {
+            Ok(()) => println!("write ok"),
+            Err(e) => println!("write failed: {e}"),
+        },
         "exit" => std::process::exit(num(1) as i32),
         "panic" => panic!("probe was told to panic"),
         other => {

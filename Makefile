@@ -1,0 +1,60 @@
+# devstash: `make demo` shows the core loop on the quickstart; `make test` runs every check.
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip1
+GUESTS := -p quickstart -p parse -p numeric -p api -p llm -p probe
+DEVSTASH := target/debug/devstash
+QUICKSTART := target/$(WASM_TARGET)/release/quickstart.wasm
+DEMO_DIR := target/demo
+
+.PHONY: build guests demo test lint fmt clean bench fuzz
+
+## build: the devstash binary (release) and the example guests
+build: guests
+	$(CARGO) build --release -p devstash-runner
+
+## guests: the example guests, for wasm32-wasip1
+guests:
+	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	$(CARGO) build --release --target $(WASM_TARGET) $(GUESTS)
+
+## demo: run the quickstart twice on a fresh cache: the first run computes, the second is instant
+demo: guests
+	$(CARGO) build -p devstash-runner
+	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	@echo "== first run: computes slow_function (2 s)"
+	cd $(DEMO_DIR) && ../../$(DEVSTASH) run ../../$(QUICKSTART)
+	@echo "== second run: answered from $(DEMO_DIR)/.devstash_cache"
+	cd $(DEMO_DIR) && ../../$(DEVSTASH) run ../../$(QUICKSTART)
+	@echo "== the entry"
+	@head -c 400 $(DEMO_DIR)/.devstash_cache/*.stash | head -2; echo
+
+## test: formatting, lints, unit and end-to-end tests
+test: lint
+	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	$(CARGO) test --workspace
+
+## lint: rustfmt and clippy (warnings are errors)
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## bench: every workload side by side with the Python devstash, joblib and wasmtime; writes bench/RESULTS.md
+bench:
+	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	python3 bench/bench.py
+
+## fuzz: each fuzz target for FUZZ_SECONDS (default 60) with cargo-fuzz (libFuzzer)
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := entry_decode protocol_decode host_imports
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""`make bench`: every workload for devstash and, in the same run, for the Python devstash 0.1.1
+and joblib.Memory (installed into their own virtualenv), and for `wasmtime run` when a wasmtime
+CLI is on PATH. Prints a table of medians and ratios and writes it to bench/RESULTS.md.
+
+Each figure is the median of several repetitions taken side by side in one run: on a noisy
+machine, compare ratios, not absolute numbers.
+"""
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+DEVSTASH = TARGET / "release" / "devstash"
+WASM = TARGET / "wasm32-wasip1" / "release"
+VENV = ROOT / "target" / "bench-venv"
+WORKLOADS_PY = ROOT / "bench" / "python" / "workloads.py"
+REPS = int(os.environ.get("BENCH_REPS", "5"))
+CALLS = 10_000
+JOBLIB_CALLS = 2_000
+BIG = 256 << 20
+
+
+def sh(*cmd, cwd=None, env=None):
+    subprocess.run(cmd, cwd=cwd, env=env, check=True)
+
+
+def build():
+    sh("cargo", "build", "--release", "-p", "devstash-runner", cwd=ROOT)
+    sh("cargo", "build", "--release", "--target", "wasm32-wasip1",
+       "-p", "bench-guest", "-p", "quickstart", "-p", "probe", cwd=ROOT)
+
+
+def venv_python():
+    py = VENV / "bin" / "python"
+    if not py.exists():
+        sh(sys.executable, "-m", "venv", str(VENV))
+        sh(str(py), "-m", "pip", "install", "-q", "devstash==0.1.1", "joblib")
+    return str(py)
+
+
+def spawn(cmd, cwd):
+    """Runs a command; returns (wall seconds, stdout, peak RSS in bytes)."""
+    out = tempfile.TemporaryFile()
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    _, status, rusage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    p.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    text = out.read().decode()
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {p.returncode}: {text}")
+    return wall, text, rusage.ru_maxrss * 1024
+
+
+def field(text, name):
+    for part in text.split():
+        if part.startswith(name + "="):
+            return float(part.split("=", 1)[1])
+    raise RuntimeError(f"no {name} in {text!r}")
+
+
+def fresh():
+    return tempfile.mkdtemp(prefix="devstash-bench-")
+
+
+def ds(*args):
+    return [str(DEVSTASH), "run", *map(str, args)]
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def hits(cmd, calls):
+    """Median per-call ns of hit runs (after one storing run) and of miss runs (fresh dirs)."""
+    miss = []
+    for _ in range(REPS):
+        d = fresh()
+        miss.append(field(spawn(cmd, d)[1], "per_call_ns"))
+        shutil.rmtree(d)
+    d = fresh()
+    spawn(cmd, d)
+    hit = [field(spawn(cmd, d)[1], "per_call_ns") for _ in range(REPS)]
+    shutil.rmtree(d)
+    return median(hit), median(miss)
+
+
+def big(cmd):
+    """Median GB/s restoring BIG bytes, and the peak RSS of those runs."""
+    d = fresh()
+    spawn(cmd, d)
+    rates, peaks = [], []
+    for _ in range(REPS):
+        _, text, rss = spawn(cmd, d)
+        rates.append(field(text, "bytes") / field(text, "secs") / 1e9)
+        peaks.append(rss)
+    shutil.rmtree(d)
+    return median(rates), median(peaks)
+
+
+def warm(cmd, reps=None):
+    """Median wall time of a whole process, after one warming run."""
+    d = fresh()
+    spawn(cmd, d)
+    walls = [spawn(cmd, d)[0] for _ in range(reps or REPS * 4)]
+    shutil.rmtree(d)
+    return median(walls)
+
+
+def memcpy_gbps():
+    import ctypes
+    n = BIG
+    src = ctypes.create_string_buffer(b"\x01" * n, n)
+    dst = ctypes.create_string_buffer(n)
+    rates = []
+    for _ in range(REPS):
+        t = time.perf_counter()
+        ctypes.memmove(dst, src, n)
+        rates.append(n / (time.perf_counter() - t) / 1e9)
+    return median(rates)
+
+
+def machine():
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}{mem}"
+
+
+def main():
+    build()
+    py = venv_python()
+    guest = WASM / "bench_guest.wasm"
+    quick = WASM / "quickstart.wasm"
+    rows = []  # (workload, devstash, baseline, ratio, goal)
+
+    ds_hit, ds_miss = hits(ds(guest, "calls", CALLS), CALLS)
+    py_hit, py_miss = hits([py, str(WORKLOADS_PY), "calls", str(CALLS)], CALLS)
+    jl_hit, jl_miss = hits([py, str(WORKLOADS_PY), "joblib", str(JOBLIB_CALLS)], JOBLIB_CALLS)
+    rows.append(("hit, small value, 10,000 distinct keys, per call",
+                 f"{ds_hit / 1e3:.2f} µs", f"Python devstash {py_hit / 1e3:.2f} µs; joblib {jl_hit / 1e3:.1f} µs",
+                 f"{py_hit / ds_hit:.1f}× faster than Python devstash", "≤ 2 µs, ≥ 10×"))
+    rows.append(("miss + store, small value, per call",
+                 f"{ds_miss / 1e3:.2f} µs", f"Python devstash {py_miss / 1e3:.1f} µs; joblib {jl_miss / 1e3:.0f} µs",
+                 f"{py_miss / ds_miss:.1f}× faster than Python devstash", "≤ 20 µs"))
+
+    ds_big, ds_peak = big(ds(guest, "big", BIG))
+    py_big, _ = big([py, str(WORKLOADS_PY), "big", str(BIG)])
+    mc = memcpy_gbps()
+    rows.append(("restore one 256 MiB value",
+                 f"{ds_big:.2f} GB/s", f"Python devstash {py_big:.2f} GB/s; memcpy {mc:.1f} GB/s",
+                 f"{ds_big / py_big:.1f}× Python devstash; {ds_big / mc:.2f}× memcpy", "≥ 4 GB/s"))
+    rows.append(("peak memory restoring the 256 MiB value",
+                 f"{ds_peak / BIG:.2f}× the value ({ds_peak / 2**20:.0f} MiB)", "—", "—", "≤ 2.2×"))
+
+    ds_warm = warm(ds(quick))
+    py_warm = warm([py, str(WORKLOADS_PY), "quick"])
+    wasmtime = shutil.which("wasmtime")
+    hello = WASM / "probe.wasm"
+    if wasmtime:
+        wt = warm([wasmtime, "run", str(hello), "exit", "0"])
+        ds_hello = warm(ds(hello, "exit", "0"))
+        wt_cell = f"wasmtime run {wt * 1e3:.1f} ms (same module: devstash {ds_hello * 1e3:.1f} ms)"
+        wt_ratio = f"{ds_hello / wt:.2f}× wasmtime run"
+    else:
+        wt_cell = "wasmtime CLI not on PATH: skipped"
+        wt_ratio = "—"
+    rows.append(("warm run of quickstart, whole process",
+                 f"{ds_warm * 1e3:.1f} ms", f"Python devstash {py_warm * 1e3:.0f} ms; {wt_cell}",
+                 f"{py_warm / ds_warm:.0f}× faster than Python devstash; {wt_ratio}", "≤ 5 ms, ≤ 0.6× wasmtime"))
+
+    extra = os.environ.get("BENCH_EXTRA")
+    if extra:
+        for line in Path(extra).read_text().splitlines():
+            rows.append(tuple(line.split("\t")))
+
+    header = "| workload | devstash | baselines (same run) | ratio | goal |\n|---|---|---|---|---|\n"
+    table = header + "".join(f"| {' | '.join(r)} |\n" for r in rows)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    report = (f"# Benchmark results\n\nTaken {stamp} on {machine()}, by `make bench` "
+              f"(medians of {REPS}+ repetitions, side by side in one run).\n\n{table}")
+    print(report)
+    (ROOT / "bench" / "RESULTS.md").write_text(report)
+
+
+if __name__ == "__main__":
+    main()

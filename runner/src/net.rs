@@ -1,0 +1,421 @@
+//! Network through the host: the guest has no sockets, so `devstash::http_request` makes
+//! requests on its behalf, only to hosts allowed with `--allow-net`, never under `--offline`,
+//! and stores successful responses when the guest asks for it.
+//!
+//! Secret headers (`Authorization`, `Proxy-Authorization`, `Cookie`, `X-Api-Key`, `api-key`,
+//! and any named with `--redact-header`) are sent to the server but never written to disk, to
+//! tapes, or into keys in clear: keys take a blake3 hash of their values, and stored previews
+//! show `<redacted>`. `Set-Cookie` is dropped from stored responses.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use devstash_protocol::{
+    HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpResult, KeyHasher, is_secret_header,
+};
+use url::Url;
+
+/// Default timeout of a request that sets none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest response body taken, in bytes.
+pub const MAX_RESPONSE: u64 = 256 << 20;
+/// Site identity prefix of stored responses: `http::<host>`.
+const SITE_PREFIX: &str = "http::";
+/// Fingerprint of stored responses; bump when the key material changes.
+const KEY_VERSION: &str = "http-key-1";
+
+/// One `--allow-net` entry: `HOST[:PORT]`, with `*.example.com` for subdomains (Deno's rules:
+/// no port means any port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRule {
+    host: String,
+    port: Option<u16>,
+}
+
+impl FromStr for HostRule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<HostRule, String> {
+        let bad = || format!("invalid --allow-net entry {s:?}: use HOST, HOST:PORT or *.DOMAIN");
+        let s = s.trim();
+        // `[::1]:8080` and `[::1]` for IPv6.
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+            match after.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None if after.is_empty() => (h, None),
+                None => return Err(bad()),
+            }
+        } else {
+            match s.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (s, None),
+            }
+        };
+        if host.is_empty() || host.contains(['/', '@', ' ']) {
+            return Err(bad());
+        }
+        let port = port
+            .map(|p| p.parse::<u16>().map_err(|_| bad()))
+            .transpose()?;
+        Ok(HostRule {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl HostRule {
+    fn allows(&self, host: &str, port: u16) -> bool {
+        let host_ok = match self.host.strip_prefix("*.") {
+            Some(domain) => host.len() > domain.len() + 1 && host.ends_with(&format!(".{domain}")),
+            None => self.host == host,
+        };
+        host_ok && self.port.is_none_or(|p| p == port)
+    }
+}
+
+/// What the guest may reach.
+#[derive(Debug, Clone, Default)]
+pub struct NetPolicy {
+    /// `None`: nothing allowed; `Some(empty)`: everything (`--allow-net` without a list).
+    pub allow: Option<Vec<HostRule>>,
+    /// Extra secret header names (`--redact-header`), lowercase.
+    pub redact: Vec<String>,
+}
+
+impl NetPolicy {
+    fn is_secret(&self, name: &str) -> bool {
+        is_secret_header(name) || self.redact.iter().any(|r| r.eq_ignore_ascii_case(name))
+    }
+
+    fn allows(&self, host: &str, port: u16) -> bool {
+        match &self.allow {
+            None => false,
+            Some(rules) if rules.is_empty() => true,
+            Some(rules) => rules.iter().any(|r| r.allows(host, port)),
+        }
+    }
+}
+
+/// A request checked and ready: its URL parsed, its key material derived.
+pub struct Prepared {
+    /// The request as the guest sent it.
+    pub request: HttpRequest,
+    url: Url,
+    host: String,
+    port: u16,
+}
+
+fn error(kind: HttpErrorKind, message: impl Into<String>) -> HttpError {
+    HttpError {
+        kind,
+        message: message.into(),
+    }
+}
+
+impl Prepared {
+    /// Checks the URL and method.
+    pub fn new(request: HttpRequest) -> Result<Prepared, HttpError> {
+        let url = Url::parse(&request.url).map_err(|e| {
+            error(
+                HttpErrorKind::InvalidRequest,
+                format!("invalid URL {:?}: {e}", request.url),
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(error(
+                HttpErrorKind::InvalidRequest,
+                format!("{}: only http and https URLs are supported", request.url),
+            ));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| {
+                error(
+                    HttpErrorKind::InvalidRequest,
+                    format!("{}: no host", request.url),
+                )
+            })?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = url.port_or_known_default().unwrap_or(80);
+        if request.method.is_empty() || !request.method.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(error(
+                HttpErrorKind::InvalidRequest,
+                format!("invalid method {:?}", request.method),
+            ));
+        }
+        Ok(Prepared {
+            request,
+            url,
+            host,
+            port,
+        })
+    }
+
+    /// Site identity of stored responses for this request: `http::<host>`.
+    pub fn site(&self) -> String {
+        format!("{SITE_PREFIX}{}", self.host)
+    }
+
+    /// The key: method, URL, body and the headers that shape the response (names lowercased,
+    /// sorted; secret values as blake3 hashes, so another key gets another entry without the
+    /// secret being stored).
+    pub fn key(&self, policy: &NetPolicy) -> [u8; 32] {
+        let mut headers: Vec<(String, String)> = self
+            .request
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let v = if policy.is_secret(k) {
+                    format!("blake3:{}", blake3::hash(v.as_bytes()).to_hex())
+                } else {
+                    v.clone()
+                };
+                (k.to_ascii_lowercase(), v)
+            })
+            .collect();
+        headers.sort();
+        let material = (
+            &self.request.method,
+            self.url.as_str(),
+            &self.request.body,
+            headers,
+        );
+        let args = devstash_protocol::codec::encode(&material).expect("plain data encodes");
+        KeyHasher::for_site(&self.site(), KEY_VERSION).key(&args)
+    }
+
+    /// A one-line description with secret values redacted, for previews and messages.
+    pub fn preview(&self, policy: &NetPolicy) -> String {
+        let mut s = format!("{} {}", self.request.method, self.url);
+        let secrets: Vec<&str> = self
+            .request
+            .headers
+            .iter()
+            .filter(|(k, _)| policy.is_secret(k))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !secrets.is_empty() {
+            s.push_str(&format!(" ({}: <redacted>)", secrets.join(", ")));
+        }
+        s
+    }
+
+    /// Refuses a host that is not allowed, naming the flag to pass.
+    pub fn check_allowed(&self, policy: &NetPolicy) -> Result<(), HttpError> {
+        if policy.allows(&self.host, self.port) {
+            return Ok(());
+        }
+        let shown = if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        };
+        Err(error(
+            HttpErrorKind::NotAllowed,
+            format!(
+                "{} {}: requests to {shown} are not allowed; run with --allow-net={} (or --allow-net={shown})",
+                self.request.method, self.url, self.host
+            ),
+        ))
+    }
+
+    /// Makes the request. Redirects are not followed (a 3xx is returned as it is), so a
+    /// redirect can never lead outside the allowed hosts.
+    pub fn perform(&self) -> HttpResult {
+        let timeout = self
+            .request
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(timeout))
+            .build()
+            .into();
+        let mut builder = ureq::http::Request::builder()
+            .method(self.request.method.as_str())
+            .uri(self.url.as_str());
+        for (k, v) in &self.request.headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        let request = builder
+            .body(self.request.body.clone())
+            .map_err(|e| error(HttpErrorKind::InvalidRequest, format!("{}: {e}", self.url)))?;
+        let started = Instant::now();
+        let mut response = agent.run(request).map_err(|e| self.failure(e, timeout))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_vec()
+            .map_err(|e| self.failure(e, timeout))?;
+        tracing::debug!(
+            "{} {} -> {status} in {:?}",
+            self.request.method,
+            self.url,
+            started.elapsed()
+        );
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn failure(&self, e: ureq::Error, timeout: Duration) -> HttpError {
+        let what = format!("{} {}", self.request.method, self.url);
+        match e {
+            ureq::Error::Timeout(_) => error(
+                HttpErrorKind::Timeout,
+                format!(
+                    "{what}: no answer within {}",
+                    crate::run::human_duration(timeout)
+                ),
+            ),
+            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => error(
+                HttpErrorKind::Connect,
+                format!("{what}: cannot connect ({e})"),
+            ),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => error(
+                HttpErrorKind::Timeout,
+                format!(
+                    "{what}: no answer within {}",
+                    crate::run::human_duration(timeout)
+                ),
+            ),
+            ureq::Error::Io(io) => error(HttpErrorKind::Connect, format!("{what}: {io}")),
+            ureq::Error::BodyExceedsLimit(_) => error(
+                HttpErrorKind::Other,
+                format!(
+                    "{what}: the response is larger than {} MiB",
+                    MAX_RESPONSE >> 20
+                ),
+            ),
+            other => error(HttpErrorKind::Other, format!("{what}: {other}")),
+        }
+    }
+}
+
+/// A response as it is stored: without `Set-Cookie` (a secret the server handed out).
+pub fn storable(response: &HttpResponse) -> HttpResponse {
+    HttpResponse {
+        status: response.status,
+        headers: response
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("set-cookie"))
+            .cloned()
+            .collect(),
+        body: response.body.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(list: &[&str]) -> NetPolicy {
+        NetPolicy {
+            allow: Some(list.iter().map(|s| s.parse().unwrap()).collect()),
+            redact: vec!["x-secret".into()],
+        }
+    }
+
+    #[test]
+    fn allow_list_follows_deno() {
+        let p = rules(&["example.com", "*.api.dev", "127.0.0.1:8080", "[::1]:9"]);
+        assert!(p.allows("example.com", 443) && p.allows("example.com", 80));
+        assert!(!p.allows("www.example.com", 443));
+        assert!(p.allows("a.api.dev", 443) && p.allows("b.c.api.dev", 1));
+        assert!(!p.allows("api.dev", 443) && !p.allows("evilapi.dev", 443));
+        assert!(p.allows("127.0.0.1", 8080) && !p.allows("127.0.0.1", 8081));
+        assert!(p.allows("::1", 9));
+        assert!(!NetPolicy::default().allows("example.com", 443));
+        assert!(
+            NetPolicy {
+                allow: Some(vec![]),
+                redact: vec![]
+            }
+            .allows("any.where", 1)
+        );
+        for bad in ["", "a/b", "host:port", "[::1", "user@host"] {
+            assert!(bad.parse::<HostRule>().is_err(), "{bad}");
+        }
+    }
+
+    fn request(headers: &[(&str, &str)]) -> Prepared {
+        Prepared::new(HttpRequest {
+            method: "GET".into(),
+            url: "http://127.0.0.1:8080/x".into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: vec![],
+            timeout_ms: None,
+            cache: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn keys_see_secrets_only_as_hashes() {
+        let p = rules(&[]);
+        let a = request(&[("Authorization", "Bearer one"), ("Accept", "a")]);
+        let b = request(&[("Authorization", "Bearer two"), ("Accept", "a")]);
+        let c = request(&[("accept", "a"), ("authorization", "Bearer one")]);
+        assert_ne!(a.key(&p), b.key(&p));
+        assert_eq!(a.key(&p), c.key(&p), "header order and case do not matter");
+        let preview = request(&[("Authorization", "Bearer one"), ("X-Secret", "s3")]).preview(&p);
+        assert!(
+            !preview.contains("one") && !preview.contains("s3"),
+            "{preview}"
+        );
+        assert!(preview.contains("<redacted>"));
+    }
+
+    #[test]
+    fn bad_requests_are_refused_before_any_socket() {
+        for url in ["ftp://x/y", "not a url", "http://"] {
+            let r = Prepared::new(HttpRequest {
+                method: "GET".into(),
+                url: url.into(),
+                headers: vec![],
+                body: vec![],
+                timeout_ms: None,
+                cache: None,
+            });
+            assert!(
+                matches!(
+                    r,
+                    Err(HttpError {
+                        kind: HttpErrorKind::InvalidRequest,
+                        ..
+                    })
+                ),
+                "{url}"
+            );
+        }
+        let e = request(&[])
+            .check_allowed(&NetPolicy::default())
+            .unwrap_err();
+        assert_eq!(e.kind, HttpErrorKind::NotAllowed);
+        assert!(e.message.contains("--allow-net=127.0.0.1"), "{}", e.message);
+    }
+}
