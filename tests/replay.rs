@@ -74,6 +74,25 @@ fn example_replays_byte_for_byte_twenty_times() {
         "the tape goes to .devstash_cache/tapes/ by default"
     );
 
+    let inspected = sb.devstash(&["inspect", s(&tape)]);
+    assert_eq!(inspected.code, 0, "{inspected:?}");
+    for needle in [
+        "module     replay.wasm (blake3 ",
+        "run        replay.wasm ACME GLOBEX",
+        "exit code  0",
+        "events by kind:",
+        "monotonic clock",
+        "replay::fetch_prices (examples/replay/src/main.rs:",
+        // The runs above stored the prices; the simulation depends on the seed, so it ran.
+        "): 0 computed, 2 hit; value alloc::vec::Vec<f64>, ttl 1day",
+        "): 1 computed, 0 hit; value f64",
+    ] {
+        assert!(
+            inspected.stdout.contains(needle),
+            "{needle:?} in {inspected:?}"
+        );
+    }
+
     // The answers must come from the tape, not from the cache.
     remove_entries(&sb);
     for i in 0..20 {
@@ -448,6 +467,49 @@ fn no_socket_is_opened_during_a_replay() {
 }
 
 #[test]
+fn http_requests_stay_offline_during_a_replay() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let module = guest("tapeprobe");
+    let sb = Sandbox::new();
+    let m = s(&module);
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("a loopback port");
+    let port = server.server_addr().to_ip().unwrap().port();
+    let (requests, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (r, st) = (requests.clone(), stop.clone());
+    let thread = std::thread::spawn(move || {
+        // Bounded: ends when the test says so, and after 60 s at most.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !st.load(Ordering::SeqCst) && Instant::now() < deadline {
+            if let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(50)) {
+                r.fetch_add(1, Ordering::SeqCst);
+                let _ = req.respond(tiny_http::Response::from_string("pong"));
+            }
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/ping");
+    let allow = format!("--allow-net=127.0.0.1:{port}");
+    let recorded = sb.devstash(&["record", "-q", &allow, m, "http", &url]);
+    assert_eq!(recorded.stdout, "http 200 pong\n", "{recorded:?}");
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+
+    // HTTP exchanges are not on tapes yet: the replay gets an offline error, and no request.
+    let replayed = sb.devstash(&["replay", "-q", m]);
+    assert!(replayed.stdout.starts_with("http error:"), "{replayed:?}");
+    stop.store(true, Ordering::SeqCst);
+    thread.join().unwrap();
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "the replay reached the server"
+    );
+}
+
+#[test]
 fn corrupt_cut_and_foreign_tapes_are_clear_errors() {
     let module = guest("tapeprobe");
     let sb = Sandbox::new();
@@ -484,6 +546,10 @@ fn corrupt_cut_and_foreign_tapes_are_clear_errors() {
         assert!(r.stdout.is_empty(), "{name}: nothing ran: {r:?}");
         assert_no_panic(&r);
     }
+
+    let inspected = sb.devstash(&["inspect", "flip100.tape"]);
+    assert_eq!(inspected.code, 1, "{inspected:?}");
+    assert!(inspected.stderr.contains("corrupt"), "{inspected:?}");
 
     let missing = sb.devstash(&["replay", m]);
     assert_eq!(missing.code, 125, "{missing:?}");

@@ -327,11 +327,19 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
 }
 
 /// Prints a summary of the tape at `path` (`devstash inspect TAPE`, for files that start with
-/// [`TAPE_MAGIC`]).
+/// [`TAPE_MAGIC`]). Like a corrupt entry, a tape that fails verification is reported and exits
+/// with 1.
 pub fn inspect(_global: &GlobalArgs, path: &Path) -> Result<i32> {
-    let tape = Tape::read(path)?;
-    println!("{}", report::summary(path, &tape));
-    Ok(0)
+    match Tape::read(path) {
+        Ok(tape) => {
+            println!("{}", report::summary(path, &tape));
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(1)
+        }
+    }
 }
 
 /// The store of a replay: holds nothing and accepts nothing. The replay hook answers every

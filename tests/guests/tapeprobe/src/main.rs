@@ -151,6 +151,11 @@ fn main() {
             Ok(_) => println!("connected to {}", arg(1)),
             Err(e) => println!("cannot connect to {}: {e}", arg(1)),
         },
+        // GET URL through the host.
+        "http" => match devstash::http::get(&arg(1)) {
+            Ok(r) => println!("http {} {}", r.status, r.text()),
+            Err(e) => println!("http error: {e}"),
+        },
         "exit" => {
             println!("exiting with {}", num(1));
             std::process::exit(num(1) as i32)
