@@ -227,13 +227,13 @@ pub struct ExitRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// How the run was started (always the first event).
-    Invocation(Invocation),
+    Invocation(Box<Invocation>),
     /// A marked site.
-    Site(SiteRecord),
+    Site(Box<SiteRecord>),
     /// A value returned by marked calls.
     Value(ValueRecord),
     /// A marked call.
-    Call(CallRecord),
+    Call(Box<CallRecord>),
     /// A wall clock reading taken by the program.
     WallClock(WallReading),
     /// A monotonic clock reading (nanoseconds) taken by the program.
@@ -290,27 +290,31 @@ impl Event {
         }
     }
 
-    /// Appends this event's frame to `out`.
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
-        fn body<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
-            postcard::to_allocvec(v).expect("tape events always serialize")
+    /// Appends this event's frame to `out`. `scratch` is a buffer the caller keeps, so that
+    /// recording a clock reading allocates nothing.
+    pub fn encode_into(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+        fn body<T: Serialize + ?Sized>(v: &T, scratch: &mut Vec<u8>) {
+            let buf = std::mem::take(scratch);
+            *scratch = postcard::to_extend(v, buf).expect("tape events always serialize");
         }
-        let body = match self {
-            Event::Invocation(v) => body(v),
-            Event::Site(v) => body(v),
-            Event::Value(v) => body(v),
-            Event::Call(v) => body(v),
-            Event::WallClock(v) => body(v),
-            Event::MonotonicClock(v) => body(v),
-            Event::Random(v) | Event::Stdin(v) => body(&serde_bytes_compat::Bytes(v)),
-            Event::Output(v) => body(v),
-            Event::Exit(v) => body(v),
+        scratch.clear();
+        match self {
+            Event::Invocation(v) => body(v, scratch),
+            Event::Site(v) => body(v, scratch),
+            Event::Value(v) => body(v, scratch),
+            Event::Call(v) => body(v, scratch),
+            Event::WallClock(v) => body(v, scratch),
+            Event::MonotonicClock(v) => body(v, scratch),
+            Event::Random(v) | Event::Stdin(v) => body(&serde_bytes_compat::Bytes(v), scratch),
+            Event::Output(v) => body(v, scratch),
+            Event::Exit(v) => body(v, scratch),
             Event::Unknown { .. } => unreachable!("unknown events are never written"),
-        };
-        let frame = (self.kind(), serde_bytes_compat::Bytes(&body));
-        postcard::to_extend(&frame, std::mem::take(out))
-            .map(|v| *out = v)
-            .expect("a frame always serializes");
+        }
+        // The frame: varint kind, varint body length, body (what postcard writes for
+        // `(u16, bytes)`).
+        let frame = (self.kind(), serde_bytes_compat::Bytes(scratch));
+        let buf = std::mem::take(out);
+        *out = postcard::to_extend(&frame, buf).expect("a frame always serializes");
     }
 
     /// Decodes one frame's body.
@@ -320,10 +324,10 @@ impl Event {
             postcard::take_from_bytes(b).map(|(v, _rest)| v)
         }
         Ok(match kind {
-            kind::INVOCATION => Event::Invocation(take(body)?),
-            kind::SITE => Event::Site(take(body)?),
+            kind::INVOCATION => Event::Invocation(Box::new(take(body)?)),
+            kind::SITE => Event::Site(Box::new(take(body)?)),
             kind::VALUE => Event::Value(take(body)?),
-            kind::CALL => Event::Call(take(body)?),
+            kind::CALL => Event::Call(Box::new(take(body)?)),
             kind::WALL_CLOCK => Event::WallClock(take(body)?),
             kind::MONOTONIC_CLOCK => Event::MonotonicClock(take(body)?),
             kind::RANDOM => Event::Random(take::<serde_bytes_compat::ByteBuf>(body)?.0),
@@ -550,14 +554,14 @@ pub(crate) mod tests {
 
     pub(crate) fn sample_events() -> Vec<Event> {
         vec![
-            Event::Invocation(Invocation {
+            Event::Invocation(Box::new(Invocation {
                 argv: vec!["app.wasm".into(), "--n".into(), "3".into()],
                 env: vec![("LANG".into(), "C".into())],
                 wall_resolution_ns: 1,
                 monotonic_resolution_ns: 1,
                 tty: [false; 3],
-            }),
-            Event::Site(SiteRecord {
+            })),
+            Event::Site(Box::new(SiteRecord {
                 id: 0,
                 identity: "app::fetch".into(),
                 location: "src/main.rs:9".into(),
@@ -565,12 +569,12 @@ pub(crate) mod tests {
                 value_type: "u64".into(),
                 kind: "fn".into(),
                 ttl_secs: Some(86_400),
-            }),
+            })),
             Event::Value(ValueRecord {
                 id: 0,
                 bytes: vec![7, 0, 1],
             }),
-            Event::Call(CallRecord {
+            Event::Call(Box::new(CallRecord {
                 site: 0,
                 key: [3; 32],
                 args: vec![3, b'E', b'U', b'R'],
@@ -585,7 +589,7 @@ pub(crate) mod tests {
                     bytes: b"fetching\n".to_vec(),
                 }],
                 inner: InnerReads::default(),
-            }),
+            })),
             Event::WallClock(WallReading {
                 secs: 1_700_000_000,
                 nanos: 5,
@@ -606,9 +610,9 @@ pub(crate) mod tests {
 
     pub(crate) fn sample_file() -> Vec<u8> {
         let events = sample_events();
-        let mut body = Vec::new();
+        let (mut body, mut scratch) = (Vec::new(), Vec::new());
         for e in &events {
-            e.encode_into(&mut body);
+            e.encode_into(&mut body, &mut scratch);
         }
         let header = TapeHeader {
             module: "app.wasm".into(),
@@ -660,7 +664,7 @@ pub(crate) mod tests {
     #[test]
     fn unknown_kinds_are_skipped_and_trailing_fields_ignored() {
         let mut body = Vec::new();
-        Event::MonotonicClock(5).encode_into(&mut body);
+        Event::MonotonicClock(5).encode_into(&mut body, &mut Vec::new());
         // A kind from the future, then a known kind with a field appended by a newer writer.
         postcard::to_extend(
             &(99u16, serde_bytes_compat::Bytes(b"{\"x\":1}")),

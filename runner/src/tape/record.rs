@@ -48,6 +48,7 @@ pub struct RecordCounts {
 /// The tape being recorded.
 pub struct Recorder {
     body: Vec<u8>,
+    scratch: Vec<u8>,
     events: u64,
     /// Output not yet written as an event: consecutive writes to one stream become one event.
     pending_output: Option<OutputChunk>,
@@ -64,6 +65,7 @@ impl Recorder {
     pub fn new(invocation: Invocation) -> Recorder {
         let mut r = Recorder {
             body: Vec::with_capacity(4096),
+            scratch: Vec::with_capacity(64),
             events: 0,
             pending_output: None,
             sites: HashMap::new(),
@@ -72,17 +74,22 @@ impl Recorder {
             rng: wasmtime_wasi::thread_rng(),
             counts: RecordCounts::default(),
         };
-        r.push(Event::Invocation(invocation));
+        r.push(Event::Invocation(Box::new(invocation)));
         r
     }
 
     fn push(&mut self, event: Event) {
+        self.flush_output();
+        self.events += 1;
+        event.encode_into(&mut self.body, &mut self.scratch);
+    }
+
+    /// Writes the output gathered so far as one event.
+    fn flush_output(&mut self) {
         if let Some(out) = self.pending_output.take() {
             self.events += 1;
-            Event::Output(out).encode_into(&mut self.body);
+            Event::Output(out).encode_into(&mut self.body, &mut self.scratch);
         }
-        self.events += 1;
-        event.encode_into(&mut self.body);
     }
 
     /// Ends the tape with `exit`; returns the encoded events and their count. The recorder is
@@ -147,7 +154,7 @@ impl Recorder {
         }
         let id = self.sites.len() as u32;
         self.sites.insert(k, id);
-        self.push(Event::Site(SiteRecord {
+        self.push(Event::Site(Box::new(SiteRecord {
             id,
             identity: call.identity.to_string(),
             location: call.location.to_string(),
@@ -159,7 +166,7 @@ impl Recorder {
             }
             .into(),
             ttl_secs: call.desc.ttl_secs,
-        }));
+        })));
         id
     }
 
@@ -194,7 +201,7 @@ impl Recorder {
         }
         self.counts.calls += 1;
         let depth = self.frames.len() as u32;
-        self.push(Event::Call(CallRecord {
+        self.push(Event::Call(Box::new(CallRecord {
             site: frame.site,
             key: frame.key,
             args: frame.args,
@@ -203,7 +210,7 @@ impl Recorder {
             depth,
             output: frame.output,
             inner: frame.inner,
-        }));
+        })));
     }
 }
 
@@ -216,10 +223,7 @@ impl Capture for Recorder {
         match &mut self.pending_output {
             Some(out) if out.stream == stream => out.bytes.extend_from_slice(bytes),
             _ => {
-                if let Some(out) = self.pending_output.take() {
-                    self.events += 1;
-                    Event::Output(out).encode_into(&mut self.body);
-                }
+                self.flush_output();
                 self.pending_output = Some(OutputChunk {
                     stream,
                     bytes: bytes.to_vec(),
@@ -259,7 +263,7 @@ impl CallHook for RecordHook {
         let value = r.value_id(value);
         let depth = r.frames.len() as u32;
         r.counts.calls += 1;
-        r.push(Event::Call(CallRecord {
+        r.push(Event::Call(Box::new(CallRecord {
             site,
             key: *call.key,
             args: args.to_vec(),
@@ -268,7 +272,7 @@ impl CallHook for RecordHook {
             depth,
             output: Vec::new(),
             inner: InnerReads::default(),
-        }));
+        })));
     }
 
     fn miss(&mut self, call: &Call<'_>, args: &[u8], ticket: u64) {

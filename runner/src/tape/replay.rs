@@ -128,12 +128,12 @@ impl Player {
         let (mut stdin, mut stdout, mut stderr) = (Vec::new(), Vec::new(), Vec::new());
         for event in tape.events {
             match event {
-                Event::Invocation(i) => invocation = Some(i),
+                Event::Invocation(i) => invocation = Some(*i),
                 Event::Site(s) => {
                     if s.id as usize != p.sites.len() {
                         bail!("site {} is out of order", s.id);
                     }
-                    p.sites.push(s);
+                    p.sites.push(*s);
                 }
                 Event::Value(v) => {
                     if v.id as usize != p.values.len() {
@@ -157,7 +157,7 @@ impl Player {
                     if let Some(v) = c.outcome.value() {
                         k.value = Some(v);
                     }
-                    p.calls.push(c);
+                    p.calls.push(*c);
                 }
                 Event::WallClock(w) => p
                     .wall
@@ -448,11 +448,15 @@ impl CallHook for ReplayHook {
 pub struct PlayerTime(pub Arc<Mutex<Player>>);
 
 impl super::wasi::TapeTime for PlayerTime {
-    fn wall(&self) -> Duration {
-        lock(&self.0).wall_now()
+    fn wall(&self) -> wasmtime::Result<Duration> {
+        let mut p = lock(&self.0);
+        let now = p.wall_now();
+        p.check().map(|()| now)
     }
-    fn monotonic(&self) -> u64 {
-        lock(&self.0).monotonic_now()
+    fn monotonic(&self) -> wasmtime::Result<u64> {
+        let mut p = lock(&self.0);
+        let now = p.monotonic_now();
+        p.check().map(|()| now)
     }
     fn check(&self) -> wasmtime::Result<()> {
         lock(&self.0).check()

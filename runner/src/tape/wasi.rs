@@ -83,10 +83,10 @@ pub fn random_get(
 
 /// The clocks of a replay, as the replacement imports see them.
 pub trait TapeTime: Send + Sync + 'static {
-    /// The next wall clock reading.
-    fn wall(&self) -> Duration;
-    /// The next monotonic clock reading, in nanoseconds.
-    fn monotonic(&self) -> u64;
+    /// The next wall clock reading, or an error if the tape has none left.
+    fn wall(&self) -> Result<Duration>;
+    /// The next monotonic clock reading in nanoseconds, or an error if the tape has none left.
+    fn monotonic(&self) -> Result<u64>;
     /// An error once the replay has diverged (the clocks note a divergence; this stops the
     /// guest).
     fn check(&self) -> Result<()>;
@@ -156,8 +156,7 @@ pub fn replay_time(
         move |mut caller: Caller<'_, Ctx>, id: i32, _precision: i64, out: i32| -> Result<i32> {
             let now = match id {
                 0 => {
-                    let wall = time.wall();
-                    time.check()?;
+                    let wall = time.wall()?;
                     match wall
                         .as_secs()
                         .checked_mul(1_000_000_000)
@@ -167,11 +166,7 @@ pub fn replay_time(
                         None => return Ok(ERRNO_OVERFLOW),
                     }
                 }
-                1 => {
-                    let now = time.monotonic();
-                    time.check()?;
-                    now
-                }
+                1 => time.monotonic()?,
                 2 | 3 => return Ok(ERRNO_BADF),
                 _ => return Ok(ERRNO_INVAL),
             };
