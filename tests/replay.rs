@@ -164,6 +164,19 @@ fn sleeps_do_not_wait_during_a_replay() {
 }
 
 #[test]
+fn other_polls_go_to_wasi_during_a_replay() {
+    let module = guest("tapeprobe");
+    let sb = Sandbox::new();
+    let m = s(&module);
+    // Two timers in one poll: not a plain sleep, so the replay hands it to wasmtime-wasi.
+    let recorded = sb.devstash(&["record", "-q", m, "poll", "30"]);
+    assert_eq!(recorded.stdout, "fired [11]\n", "{recorded:?}");
+    let replayed = sb.devstash(&["replay", "-q", "--verify", m]);
+    assert_eq!(replayed.code, 0, "{replayed:?}");
+    assert_eq!(replayed.stdout, recorded.stdout);
+}
+
+#[test]
 fn nested_calls_repeat_their_output_and_keep_clocks_in_step() {
     let module = guest("tapeprobe");
     let sb = Sandbox::new();

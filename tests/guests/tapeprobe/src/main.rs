@@ -66,6 +66,35 @@ fn load(path: String) -> String {
     text.trim().to_uppercase()
 }
 
+/// Polls two relative monotonic timers (`ms` and `2 * ms`) at once, straight through WASI's
+/// `poll_oneoff` (std only ever polls one timer); returns the userdata of the events that fired.
+#[cfg(target_arch = "wasm32")]
+fn poll_two_timers(ms: u64) -> Vec<u64> {
+    #[link(wasm_import_module = "wasi_snapshot_preview1")]
+    unsafe extern "C" {
+        fn poll_oneoff(subs: *const u64, events: *mut u64, n: u32, nevents: *mut u32) -> u16;
+    }
+    // Two `subscription`s of 48 bytes (6 u64 words): userdata, tag 0 (clock), then at byte 16
+    // the clock id (1, monotonic), at 24 the timeout in ns, at 32 the precision, at 40 the flags.
+    let mut subs = [0u64; 12];
+    for (i, userdata) in [(0, 11u64), (6, 22u64)] {
+        subs[i] = userdata;
+        subs[i + 2] = 1;
+        subs[i + 3] = ms * 1_000_000 * (userdata / 11);
+    }
+    let mut events = [0u64; 8];
+    let mut n = 0u32;
+    // SAFETY: the buffers are aligned and as long as two subscriptions and two events.
+    let errno = unsafe { poll_oneoff(subs.as_ptr(), events.as_mut_ptr(), 2, &mut n) };
+    assert_eq!(errno, 0, "poll_oneoff failed");
+    (0..n as usize).map(|e| events[e * 4]).collect()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn poll_two_timers(_ms: u64) -> Vec<u64> {
+    unimplemented!("a wasm32-wasip1 guest")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| -> String { args.get(i).cloned().unwrap_or_default() };
@@ -109,6 +138,7 @@ fn main() {
                 }
             }
         }
+        "poll" => println!("fired {:?}", poll_two_timers(num(1) as u64)),
         "checked" => match checked(num(1)) {
             Ok(v) => println!("ok {v}"),
             Err(e) => println!("err {e}"),
