@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
-GUESTS := -p quickstart -p parse -p numeric -p api -p llm -p probe
+GUESTS := -p quickstart -p parse -p numeric -p api -p llm -p replay -p probe
 DEVSTASH := target/debug/devstash
 QUICKSTART := target/$(WASM_TARGET)/release/quickstart.wasm
 DEMO_DIR := target/demo

@@ -36,6 +36,9 @@ pub struct ModuleFile {
     pub path: PathBuf,
     /// Its bytes (WAT text is accepted and kept as text).
     pub bytes: Vec<u8>,
+    /// blake3 of the bytes, computed once: it names the compilation and identifies the module
+    /// on a tape.
+    pub hash: blake3::Hash,
 }
 
 /// Reads a module and rejects what is not a core wasm module, with a line that says what to do.
@@ -67,6 +70,7 @@ pub fn read_module(path: &Path) -> Result<ModuleFile> {
     }
     Ok(ModuleFile {
         path: path.to_path_buf(),
+        hash: blake3::hash(&bytes),
         bytes,
     })
 }
@@ -76,8 +80,8 @@ fn looks_like_wat(path: &Path, bytes: &[u8]) -> bool {
         || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'(')
 }
 
-/// blake3 of the module and the engine's compatibility hash: the compiled module's name.
-fn compiled_key(engine: &Engine, module: &[u8]) -> String {
+/// blake3 of the module's hash and the engine's compatibility hash: the compiled module's name.
+fn compiled_key(engine: &Engine, module: &blake3::Hash) -> String {
     struct Feed(blake3::Hasher);
     impl Hasher for Feed {
         fn write(&mut self, bytes: &[u8]) {
@@ -91,7 +95,7 @@ fn compiled_key(engine: &Engine, module: &[u8]) -> String {
     feed.0.update(b"devstash-module");
     feed.0.update(env!("CARGO_PKG_VERSION").as_bytes());
     engine.precompile_compatibility_hash().hash(&mut feed);
-    feed.0.update(module);
+    feed.0.update(module.as_bytes());
     feed.0.finalize().to_hex()[..32].to_string()
 }
 
@@ -101,7 +105,7 @@ pub fn load(engine: &Engine, file: &ModuleFile, cache_dir: Option<&Path>) -> Res
     let Some(cache_dir) = cache_dir else {
         return compile(engine, file);
     };
-    let name = format!("{}.cwasm", compiled_key(engine, &file.bytes));
+    let name = format!("{}.cwasm", compiled_key(engine, &file.hash));
     let modules = cache_dir.join(MODULES_DIR);
     if let Ok(dir) = Dir::open_ambient_dir(&modules, ambient_authority())
         && let Ok(bytes) = dir.read(&name)

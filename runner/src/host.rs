@@ -7,6 +7,7 @@
 //! input.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use devstash_protocol::{
@@ -79,10 +80,56 @@ struct Ticket {
     started: Instant,
 }
 
-/// A value waiting for `stash_take`: a stored entry (kept as read, no copy) or other bytes.
+/// A marked call, as a [`CallHook`] sees it.
+pub struct Call<'a> {
+    /// The site as the guest described it.
+    pub desc: &'a SiteDesc,
+    /// The site's identity, `module::callee`.
+    pub identity: &'a str,
+    /// The marker's source location, `file:line`.
+    pub location: &'a str,
+    /// The entry key of this call.
+    pub key: &'a [u8; 32],
+}
+
+/// Lets `devstash record` and `devstash replay` see and steer the marked calls of a run.
+///
+/// `devstash run` installs no hook, so its lookups pay one `Option` check and nothing else. A
+/// recording hook observes every value returned (hit) or computed (miss); a replay hook answers
+/// every lookup itself and refuses (with an error that traps the guest) any call its tape cannot
+/// answer, so that no marked call runs during a replay.
+pub trait CallHook: Send {
+    /// Asked first on every lookup, before the store. `Ok(Some(value))` answers the call with
+    /// `value`; `Ok(None)` lets the store answer; an error traps the guest. `refresh` is set when
+    /// the guest could not decode the value it was given and asks again.
+    fn answer(&mut self, call: &Call<'_>, args: &[u8], refresh: bool) -> Result<Option<Arc<[u8]>>> {
+        let _ = (call, args, refresh);
+        Ok(None)
+    }
+    /// The store answered the call with `value`; `preview` is the stored arguments preview.
+    fn hit(&mut self, call: &Call<'_>, args: &[u8], value: &[u8], preview: Option<&str>) {
+        let _ = (call, args, value, preview);
+    }
+    /// The call missed and is about to run in the guest, under `ticket`.
+    fn miss(&mut self, call: &Call<'_>, args: &[u8], ticket: u64) {
+        let _ = (call, args, ticket);
+    }
+    /// The call of `ticket` ran and produced `value` (handed to the store unless caching is off).
+    fn computed(&mut self, call: &Call<'_>, ticket: u64, value: &[u8], preview: Option<&str>) {
+        let _ = (call, ticket, value, preview);
+    }
+    /// The call of `ticket` ran and produced nothing to store (an `Err`).
+    fn failed(&mut self, call: &Call<'_>, ticket: u64) {
+        let _ = (call, ticket);
+    }
+}
+
+/// A value waiting for `stash_take`: a stored entry (kept as read, no copy), other bytes, or
+/// bytes a [`CallHook`] answered with.
 enum Pending {
     Entry(crate::store::Entry),
     Bytes(Vec<u8>),
+    Answered(Arc<[u8]>),
 }
 
 impl Pending {
@@ -90,6 +137,7 @@ impl Pending {
         match self {
             Pending::Entry(e) => e.payload(),
             Pending::Bytes(b) => b,
+            Pending::Answered(v) => v,
         }
     }
 }
@@ -104,6 +152,7 @@ pub struct StashHost {
     next_ticket: u64,
     pending: Option<Pending>,
     store_failed: bool,
+    hook: Option<Box<dyn CallHook>>,
     /// Counters for the summary line.
     pub stats: Stats,
 }
@@ -120,7 +169,24 @@ impl StashHost {
             next_ticket: 1,
             pending: None,
             store_failed: false,
+            hook: None,
             stats: Stats::default(),
+        }
+    }
+
+    /// Installs a hook that sees (record) or answers (replay) every marked call.
+    pub fn with_hook(mut self, hook: Box<dyn CallHook>) -> StashHost {
+        self.hook = Some(hook);
+        self
+    }
+
+    fn call<'a>(sites: &'a [Site], site: usize, key: &'a [u8; 32]) -> Call<'a> {
+        let s = &sites[site];
+        Call {
+            desc: &s.desc,
+            identity: &s.identity,
+            location: &s.location,
+            key,
         }
     }
 
@@ -162,7 +228,22 @@ impl StashHost {
     }
 
     /// Looks up a call; returns the status and the u64 to write at `out_ptr`.
-    fn get(&mut self, site: usize, key: [u8; 32], flags: i32) -> Result<(Status, u64)> {
+    fn get(
+        &mut self,
+        site: usize,
+        key: [u8; 32],
+        args: &[u8],
+        flags: i32,
+    ) -> Result<(Status, u64)> {
+        if let Some(hook) = self.hook.as_mut() {
+            let call = Self::call(&self.sites, site, &key);
+            if let Some(value) = hook.answer(&call, args, flags & get_flags::REFRESH != 0)? {
+                let len = value.len() as u64;
+                self.stats.hits += 1;
+                self.pending = Some(Pending::Answered(value));
+                return Ok((Status::Hit, len));
+            }
+        }
         let at = self.entry_ref(site, &key);
         let s = &self.sites[site];
         let forced = flags & get_flags::REFRESH != 0
@@ -185,6 +266,11 @@ impl StashHost {
                         let len = entry.payload().len() as u64;
                         self.hit(&entry);
                         tracing::debug!("hit {}", at.name);
+                        if let Some(hook) = self.hook.as_mut() {
+                            let call = Self::call(&self.sites, site, &key);
+                            let preview = entry.header.args_preview.as_deref();
+                            hook.hit(&call, args, entry.payload(), preview);
+                        }
                         self.pending = Some(Pending::Entry(entry));
                         return Ok((Status::Hit, len));
                     }
@@ -207,6 +293,9 @@ impl StashHost {
         self.stats.misses += 1;
         let ticket = self.next_ticket;
         self.next_ticket += 1;
+        if let Some(hook) = self.hook.as_mut() {
+            hook.miss(&Self::call(&self.sites, site, &key), args, ticket);
+        }
         self.tickets.insert(
             ticket,
             Ticket {
@@ -223,7 +312,11 @@ impl StashHost {
         self.stats.saved_ns = self.stats.saved_ns.saturating_add(entry.header.compute_ns);
     }
 
-    fn put(&mut self, ticket: Ticket, value: &[u8], preview: Option<String>) -> Status {
+    fn put(&mut self, id: u64, ticket: Ticket, value: &[u8], preview: Option<String>) -> Status {
+        if let Some(hook) = self.hook.as_mut() {
+            let call = Self::call(&self.sites, ticket.site, &ticket.key);
+            hook.computed(&call, id, value, preview.as_deref());
+        }
         if self.policy.no_cache {
             return Status::Hit;
         }
@@ -267,6 +360,17 @@ impl StashHost {
 }
 
 impl StashHost {
+    /// The call of `id` finished without a value to store.
+    fn forget(&mut self, id: u64) -> Result<()> {
+        let Some(t) = self.tickets.remove(&id) else {
+            bail!("devstash::{}: unknown ticket {id}", import::STASH_FORGET);
+        };
+        if let Some(hook) = self.hook.as_mut() {
+            hook.failed(&Self::call(&self.sites, t.site, &t.key), id);
+        }
+        Ok(())
+    }
+
     /// Answers an HTTP request: from the store when the guest asked for caching and a usable
     /// response is stored, else over the network when allowed and not offline.
     fn http(&mut self, request: HttpRequest) -> HttpResult {
@@ -379,7 +483,8 @@ pub trait HasStash {
     fn stash(&mut self) -> &mut StashHost;
 }
 
-fn memory<T>(caller: &mut Caller<'_, T>, func: &str) -> Result<Memory> {
+/// The guest's exported memory; `func` names the import for the error.
+pub(crate) fn memory<T>(caller: &mut Caller<'_, T>, func: &str) -> Result<Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
         _ => bail!("devstash::{func}: the guest exports no memory named `memory`"),
@@ -387,7 +492,13 @@ fn memory<T>(caller: &mut Caller<'_, T>, func: &str) -> Result<Memory> {
 }
 
 /// The range `ptr..ptr+len` if it lies inside a memory of `size` bytes.
-fn span(func: &str, what: &str, ptr: i32, len: i32, size: usize) -> Result<std::ops::Range<usize>> {
+pub(crate) fn span(
+    func: &str,
+    what: &str,
+    ptr: i32,
+    len: i32,
+    size: usize,
+) -> Result<std::ops::Range<usize>> {
     let (p, l) = (ptr as u32 as usize, len as u32 as usize);
     match p.checked_add(l) {
         Some(end) if end <= size => Ok(p..end),
@@ -441,8 +552,9 @@ pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()
             let out_r = span(f, "the output slot", out, 8, data.len())?;
             let args = span(f, "the arguments", ptr, len, data.len())?;
             // Hash straight from guest memory: no copy of the arguments.
-            let key = host.sites[site].hasher.key(&data[args]);
-            let (status, value) = host.get(site, key, flags)?;
+            let args = &data[args];
+            let key = host.sites[site].hasher.key(args);
+            let (status, value) = host.get(site, key, args, flags)?;
             data[out_r].copy_from_slice(&value.to_le_bytes());
             Ok(status as i32)
         },
@@ -500,7 +612,7 @@ pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()
                 }
                 s
             });
-            Ok(host.put(t, &data[value], preview) as i32)
+            Ok(host.put(ticket as u64, t, &data[value], preview) as i32)
         },
     )?;
 
@@ -508,13 +620,8 @@ pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()
         IMPORT_MODULE,
         import::STASH_FORGET,
         |mut caller: Caller<'_, T>, ticket: i64| -> Result<i32> {
-            match caller.data_mut().stash().tickets.remove(&(ticket as u64)) {
-                Some(_) => Ok(Status::Hit as i32),
-                None => bail!(
-                    "devstash::{}: unknown ticket {ticket}",
-                    import::STASH_FORGET
-                ),
-            }
+            caller.data_mut().stash().forget(ticket as u64)?;
+            Ok(Status::Hit as i32)
         },
     )?;
 

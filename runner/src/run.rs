@@ -122,8 +122,8 @@ pub struct Prepared {
     pub engine: Engine,
     /// The compiled module.
     pub module: Module,
-    /// The module file's bytes (for tapes and inspection).
-    pub bytes: Vec<u8>,
+    /// blake3 of the module file's bytes (identifies the module on a tape).
+    pub hash: blake3::Hash,
     /// What the guest may consume.
     pub limits: LimitArgs,
 }
@@ -137,7 +137,7 @@ pub fn prepare(global: &GlobalArgs, module: &ModuleArgs) -> Result<Prepared> {
     Ok(Prepared {
         engine,
         module: compiled,
-        bytes: file.bytes,
+        hash: file.hash,
         limits: module.limits.clone(),
     })
 }
@@ -214,6 +214,18 @@ pub fn net_policy(net: &NetArgs) -> Result<NetPolicy> {
 
 /// Instantiates and runs a prepared module to its end.
 pub fn execute(prepared: &Prepared, wasi: WasiP1Ctx, stash: StashHost) -> Result<Outcome> {
+    execute_with(prepared, wasi, stash, |_, _| Ok(()))
+}
+
+/// [`execute`], with a chance to adjust the linker once WASI and the devstash imports are in it
+/// and the store exists: record and replay put their own versions of a few WASI imports in place
+/// there (randomness, sleeping), calling the originals where they need them.
+pub fn execute_with(
+    prepared: &Prepared,
+    wasi: WasiP1Ctx,
+    stash: StashHost,
+    adjust: impl FnOnce(&mut Linker<Ctx>, &mut Store<Ctx>) -> wasmtime::Result<()>,
+) -> Result<Outcome> {
     let mut linker: Linker<Ctx> = Linker::new(&prepared.engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| &mut c.wasi)?;
     host::add_to_linker(&mut linker)?;
@@ -233,6 +245,7 @@ pub fn execute(prepared: &Prepared, wasi: WasiP1Ctx, stash: StashHost) -> Result
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel)?;
     }
+    adjust(&mut linker, &mut store)?;
     // The watchdog stops the guest at --timeout; dropping it (when the guest ends) disarms it.
     let _watchdog = limits.timeout.map(|t| {
         store.set_epoch_deadline(1);

@@ -36,7 +36,16 @@ pub fn guest(name: &str) -> PathBuf {
                 "--target-dir",
             ])
             .arg(guest_target_dir());
-        for pkg in ["quickstart", "parse", "numeric", "api", "llm", "probe"] {
+        for pkg in [
+            "quickstart",
+            "parse",
+            "numeric",
+            "api",
+            "llm",
+            "probe",
+            "replay",
+            "tapeprobe",
+        ] {
             cmd.args(["-p", pkg]);
         }
         let out = cmd.output().expect("cargo runs");

@@ -1,0 +1,410 @@
+//! Tapes: `devstash record` captures everything a run takes from outside, `devstash replay` plays
+//! it back offline and sealed, and `devstash inspect TAPE` summarizes one.
+//!
+//! - [`format`]: the file format (readable header, checksummed postcard events).
+//! - [`record`]: the recorder behind the clocks, `random_get`, stdio and the marked-call hook.
+//! - [`replay`]: the player that serves all of it back, and the divergence it reports when the
+//!   program asks for something the tape cannot answer.
+//! - [`stdio`] and [`wasi`]: the WASI pieces record and replay put in place.
+//! - [`report`]: divergence reports, `--verify` diffs, `inspect` summaries.
+
+pub mod format;
+pub mod record;
+pub mod replay;
+pub mod report;
+pub mod stdio;
+pub mod wasi;
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions};
+use clap::Args;
+use wasmtime_wasi::Deterministic;
+use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock, MonotonicClock, WallClock};
+
+use self::format::{ExitRecord, Invocation, Stream, Tape, TapeHeader};
+use self::record::{RecordHook, Recorder, RecordingMonotonicClock, RecordingWallClock};
+use self::replay::{Player, PlayerTime, ReplayHook, TapeMonotonicClock, TapeWallClock};
+use self::report::{RunOutput, human_size};
+use self::stdio::{RecordingStdin, ReplayStdin, TeeOutput, lock};
+use crate::cli::{CacheArgs, GlobalArgs, LimitArgs, ModuleArgs, NetArgs};
+use crate::exit;
+use crate::host::{Policy, StashHost};
+use crate::net::NetPolicy;
+use crate::run::{self, Exit};
+use crate::sandbox::{DirGrant, EnvVar, Sandbox};
+use crate::store::disk::{DiskTier, create_cache_dir};
+use crate::store::names::sanitize;
+use crate::store::{EntryRef, Header, Lookup, Tier};
+
+/// The first bytes of every tape file; `devstash inspect` uses them to tell a tape from an entry.
+pub const TAPE_MAGIC: &[u8] = b"devstash-tape";
+
+/// Folder of the cache directory that holds tapes recorded without `-o`.
+pub const TAPES_DIR: &str = "tapes";
+
+/// `devstash record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Where to write the tape [default: <cache dir>/tapes/<module name>.tape].
+    #[arg(short = 'o', long = "output", value_name = "TAPE")]
+    pub output: Option<PathBuf>,
+    /// How marked calls use the cache (as in `devstash run`).
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// What the guest may reach over HTTP (as in `devstash run`). HTTP exchanges are not on
+    /// tapes yet: a replay answers requests as `--offline` with an empty cache would.
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// What to run and what it may see (as in `devstash run`).
+    #[command(flatten)]
+    pub module: ModuleArgs,
+}
+
+/// `devstash replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Compare stdout, stderr and exit code with the recording: on a difference, print a unified
+    /// diff and exit with 122; when they match, exit with 0.
+    #[arg(long)]
+    pub verify: bool,
+    /// Grant a directory read-only (HOST[::GUEST]:ro). Files are not on the tape: grant what the
+    /// recorded run read. Nothing is granted by default, and nothing writable ever.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]:ro")]
+    pub dirs: Vec<DirGrant>,
+    /// Limits on what the replayed guest may consume.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// The module to replay (the recorded one, or a changed build of it).
+    #[arg(value_name = "MODULE.wasm")]
+    pub module: PathBuf,
+    /// The tape [default: <cache dir>/tapes/<module name>.tape].
+    #[arg(value_name = "TAPE")]
+    pub tape: Option<PathBuf>,
+}
+
+/// Where a module's tape goes when no path is given.
+pub fn default_tape(global: &GlobalArgs, module: &Path) -> PathBuf {
+    let stem = module
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "module".into());
+    global
+        .cache_dir
+        .join(TAPES_DIR)
+        .join(format!("{}.tape", sanitize(&stem)))
+}
+
+/// Runs `devstash record`.
+pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
+    let prepared = run::prepare(global, &args.module)?;
+    let sandbox = run::sandbox(&args.module);
+    let path = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_tape(global, &args.module.module));
+    let tty = [
+        std::io::stdin().is_terminal(),
+        std::io::stdout().is_terminal(),
+        std::io::stderr().is_terminal(),
+    ];
+    let recorder = Arc::new(Mutex::new(Recorder::new(Invocation {
+        argv: sandbox.args.clone(),
+        env: sandbox.resolved_env(),
+        wall_resolution_ns: u64::try_from(WallClock::new().resolution().as_nanos())
+            .unwrap_or(u64::MAX),
+        monotonic_resolution_ns: MonotonicClock::new().resolution(),
+        tty,
+    })));
+
+    let mut wasi = sandbox.builder()?;
+    wasi.wall_clock(RecordingWallClock::new(recorder.clone()))
+        .monotonic_clock(RecordingMonotonicClock::new(recorder.clone()))
+        .stdin(RecordingStdin::new(recorder.clone()))
+        .stdout(TeeOutput::new(Stream::Stdout, tty[1], recorder.clone()))
+        .stderr(TeeOutput::new(Stream::Stderr, tty[2], recorder.clone()));
+    let stash = StashHost::new(
+        Box::new(DiskTier::new(&global.cache_dir)),
+        run::policy(&args.cache, &args.net)?,
+    )
+    .with_net(run::net_policy(&args.net)?)
+    .with_hook(Box::new(RecordHook(recorder.clone())));
+    let rng = recorder.clone();
+    let outcome = run::execute_with(&prepared, wasi.build_p1(), stash, |linker, _| {
+        wasi::random_get(linker, move |buf| {
+            lock(&rng).random(buf);
+            Ok(())
+        })
+    })?;
+    run::finish(global, &outcome, args.cache.no_cache);
+
+    let exit_record = ExitRecord {
+        code: outcome.exit.code(),
+        trap: match &outcome.exit {
+            Exit::Trap(msg) | Exit::Limit(msg) => Some(msg.clone()),
+            Exit::Code(_) => None,
+        },
+    };
+    let mut recorder = lock(&recorder);
+    let counts = recorder.counts;
+    let (body, events) = recorder.finish(exit_record);
+    let now = SystemTime::now();
+    let header = TapeHeader {
+        module: file_name(&args.module.module),
+        module_blake3: prepared.hash.to_hex().to_string(),
+        devstash: env!("CARGO_PKG_VERSION").into(),
+        created: humantime::format_rfc3339_seconds(now).to_string(),
+        created_ms: now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        events,
+    };
+    let bytes = format::encode(&header, &body);
+    write_tape(global, &path, &bytes)?;
+    if !global.quiet {
+        eprintln!(
+            "devstash: recorded {} ({}): {} marked call{}, {} clock reading{}, {} random, {} of \
+             stdin",
+            path.display(),
+            human_size(bytes.len() as u64),
+            counts.calls,
+            plural(counts.calls),
+            counts.clock,
+            plural(counts.clock),
+            human_size(counts.random_bytes),
+            human_size(counts.stdin_bytes),
+        );
+    }
+    Ok(outcome.exit.code())
+}
+
+/// Runs `devstash replay`.
+pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
+    if let Some(d) = args.dirs.iter().find(|d| !d.read_only) {
+        bail!(
+            "--dir {}: a replay grants directories only read-only; write `--dir {}:ro`",
+            d.host.display(),
+            d.host.display()
+        );
+    }
+    let path = match &args.tape {
+        Some(p) => p.clone(),
+        None => {
+            let p = default_tape(global, &args.module);
+            if !p.exists() {
+                bail!(
+                    "no tape for {} at {}: record one with `devstash record {}`, or pass the \
+                     tape's path after the module",
+                    args.module.display(),
+                    p.display(),
+                    args.module.display()
+                );
+            }
+            p
+        }
+    };
+    let tape = Tape::read(&path)?;
+    let header = tape.header.clone();
+    let (player, recorded) =
+        Player::new(tape).map_err(|e| anyhow!("cannot use tape {}: {e:#}", path.display()))?;
+
+    let module_args = ModuleArgs {
+        env: Vec::new(),
+        dirs: args.dirs.clone(),
+        limits: args.limits.clone(),
+        module: args.module.clone(),
+        args: Vec::new(),
+    };
+    let prepared = run::prepare(global, &module_args)?;
+    let module_changed = prepared.hash.to_hex().as_str() != header.module_blake3;
+
+    // Arguments and environment come from the tape; directories only from the command line.
+    let inv = &recorded.invocation;
+    let sandbox = Sandbox {
+        args: inv.argv.clone(),
+        env: inv
+            .env
+            .iter()
+            .map(|(k, v)| EnvVar {
+                name: k.clone(),
+                value: Some(v.clone()),
+            })
+            .collect(),
+        dirs: args.dirs.clone(),
+    };
+    let player = Arc::new(Mutex::new(player));
+    let mut wasi = sandbox.builder()?;
+    wasi.wall_clock(TapeWallClock {
+        resolution: std::time::Duration::from_nanos(inv.wall_resolution_ns),
+        player: player.clone(),
+    })
+    .monotonic_clock(TapeMonotonicClock {
+        resolution: inv.monotonic_resolution_ns,
+        player: player.clone(),
+    })
+    // Preview 1 reaches randomness only through `random_get`, which the tape serves (see
+    // `wasi::random_get`); these fixed generators make sure nothing else could reach a real one.
+    .secure_random(Deterministic::new(vec![0]))
+    .insecure_random(Deterministic::new(vec![0]))
+    .insecure_random_seed(0)
+    .stdin(ReplayStdin::new(recorded.stdin.clone(), inv.tty[0]))
+    .stdout(TeeOutput::new(Stream::Stdout, inv.tty[1], player.clone()))
+    .stderr(TeeOutput::new(Stream::Stderr, inv.tty[2], player.clone()));
+    // Sealed: every marked call is answered by the hook, the store holds nothing, and HTTP
+    // requests find no host allowed and no network (`offline`).
+    let policy = Policy {
+        offline: true,
+        ..Policy::default()
+    };
+    let stash = StashHost::new(Box::new(SealedTier), policy)
+        .with_net(NetPolicy::default())
+        .with_hook(Box::new(ReplayHook(player.clone())));
+    let outcome = run::execute_with(&prepared, wasi.build_p1(), stash, |linker, store| {
+        let p = player.clone();
+        wasi::random_get(linker, move |buf| lock(&p).random(buf))?;
+        wasi::replay_time(linker, store, PlayerTime(player.clone()))
+    })?;
+
+    let player = lock(&player);
+    if let Some(d) = &player.divergence {
+        eprintln!("{}", report::divergence(d, &path, &args.module));
+        return Ok(exit::DIVERGENCE);
+    }
+    if let Exit::Trap(msg) = &outcome.exit {
+        eprintln!("{msg}");
+    }
+    let code = outcome.exit.code();
+    if !global.quiet {
+        let c = player.counts;
+        eprintln!(
+            "devstash: replayed {}{}: {} marked call{} answered from the tape, {} clock \
+             reading{}, {} random",
+            path.display(),
+            if module_changed {
+                " with a changed module"
+            } else {
+                ""
+            },
+            c.calls,
+            plural(c.calls),
+            c.clock,
+            plural(c.clock),
+            human_size(c.random_bytes)
+        );
+    }
+    if !args.verify {
+        return Ok(code);
+    }
+    let diff = report::verify_diff(
+        &RunOutput {
+            stdout: &recorded.stdout,
+            stderr: &recorded.stderr,
+            code: recorded.exit_code,
+        },
+        &RunOutput {
+            stdout: &player.stdout,
+            stderr: &player.stderr,
+            code,
+        },
+    );
+    match diff {
+        Some(diff) => {
+            eprint!(
+                "devstash: verify failed: the replay's output differs from the recording ({})\n{diff}",
+                path.display()
+            );
+            Ok(exit::VERIFY_FAILED)
+        }
+        None => {
+            if !global.quiet {
+                eprintln!("devstash: verified: stdout, stderr and exit code match the recording");
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Prints a summary of the tape at `path` (`devstash inspect TAPE`, for files that start with
+/// [`TAPE_MAGIC`]). Like a corrupt entry, a tape that fails verification is reported and exits
+/// with 1.
+pub fn inspect(_global: &GlobalArgs, path: &Path) -> Result<i32> {
+    match Tape::read(path) {
+        Ok(tape) => {
+            println!("{}", report::summary(path, &tape));
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(1)
+        }
+    }
+}
+
+/// The store of a replay: holds nothing and accepts nothing. The replay hook answers every
+/// marked call before the store is asked, so this is only a guarantee that a replay can never
+/// read or write the cache directory.
+struct SealedTier;
+
+impl Tier for SealedTier {
+    fn get(&self, _at: &EntryRef) -> Lookup {
+        Lookup::Missing
+    }
+    fn put(&self, _at: &EntryRef, _header: &Header, _payload: &[u8]) -> Result<()> {
+        bail!("a replay stores nothing")
+    }
+    fn location(&self) -> String {
+        "(the tape)".into()
+    }
+}
+
+/// Writes a tape atomically, creating the cache directory (with its tag) or the parent
+/// directory as needed.
+fn write_tape(global: &GlobalArgs, path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if parent.starts_with(&global.cache_dir) && !global.cache_dir.exists() {
+        create_cache_dir(&global.cache_dir)?;
+    }
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {} for the tape", parent.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        anyhow!(
+            "cannot write a tape to {}: give a file name",
+            path.display()
+        )
+    })?;
+    let dir = Dir::open_ambient_dir(&parent, ambient_authority())
+        .with_context(|| format!("cannot open {}", parent.display()))?;
+    // A named temp file then a rename: on ext4 this costs about half of an anonymous temp file
+    // linked into place (cap-tempfile's way, which also walks /proc), and a tape is written on
+    // every recording. The `.tmp` prefix is what `devstash clear` knows as a leftover.
+    let tmp = format!(".tmp-{}-{name}", std::process::id());
+    let written = (|| {
+        let mut file = dir.open_with(&tmp, OpenOptions::new().write(true).create_new(true))?;
+        file.write_all(bytes)?;
+        drop(file);
+        dir.rename(&tmp, &dir, name)
+    })();
+    if written.is_err() {
+        let _ = dir.remove_file(&tmp);
+    }
+    written.with_context(|| format!("cannot write tape {}", path.display()))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,268 @@
+//! The guest's stdio under record and replay: output goes to the real stdout/stderr and is also
+//! handed to a [`Capture`] (the recorder, or the player for `--verify`); input is read from the
+//! real stdin and captured (record) or served from the tape (replay).
+
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
+
+use super::format::Stream;
+
+/// Receives what the guest writes and reads.
+pub trait Capture: Send + 'static {
+    /// The guest wrote `bytes` to `stream` (already on the real stream).
+    fn output(&mut self, stream: Stream, bytes: &[u8]);
+    /// The guest read `bytes` from stdin.
+    fn input(&mut self, bytes: &[u8]) {
+        let _ = bytes;
+    }
+}
+
+/// Locks shared state, also after a panic elsewhere (the state stays usable for the report).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes `bytes` to the real stdout or stderr.
+pub fn write_real(stream: Stream, bytes: &[u8]) -> std::io::Result<()> {
+    match stream {
+        Stream::Stdout => std::io::stdout().write_all(bytes),
+        Stream::Stderr => std::io::stderr().write_all(bytes),
+    }
+}
+
+fn flush_real(stream: Stream) -> std::io::Result<()> {
+    match stream {
+        Stream::Stdout => std::io::stdout().flush(),
+        Stream::Stderr => std::io::stderr().flush(),
+    }
+}
+
+fn stream_error(e: std::io::Error) -> StreamError {
+    // Same mapping as wasmtime-wasi's own stdio: a closed pipe is a closed stream (EPIPE).
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        StreamError::Closed
+    } else {
+        StreamError::LastOperationFailed(e.into())
+    }
+}
+
+/// A guest output stream that tees to the real one and to a [`Capture`].
+pub struct TeeOutput<C: Capture> {
+    stream: Stream,
+    tty: bool,
+    capture: Arc<Mutex<C>>,
+}
+
+impl<C: Capture> TeeOutput<C> {
+    /// The guest's `stream`, reporting `tty` as its terminal status.
+    pub fn new(stream: Stream, tty: bool, capture: Arc<Mutex<C>>) -> Self {
+        TeeOutput {
+            stream,
+            tty,
+            capture,
+        }
+    }
+
+    fn writer(&self) -> TeeWriter<C> {
+        TeeWriter {
+            stream: self.stream,
+            capture: self.capture.clone(),
+        }
+    }
+}
+
+impl<C: Capture> IsTerminal for TeeOutput<C> {
+    fn is_terminal(&self) -> bool {
+        self.tty
+    }
+}
+
+impl<C: Capture> StdoutStream for TeeOutput<C> {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.writer())
+    }
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.writer())
+    }
+}
+
+struct TeeWriter<C: Capture> {
+    stream: Stream,
+    capture: Arc<Mutex<C>>,
+}
+
+impl<C: Capture> TeeWriter<C> {
+    fn put(&self, bytes: &[u8]) -> std::io::Result<()> {
+        write_real(self.stream, bytes)?;
+        lock(&self.capture).output(self.stream, bytes);
+        Ok(())
+    }
+}
+
+impl<C: Capture> OutputStream for TeeWriter<C> {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.put(&bytes).map_err(stream_error)
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        flush_real(self.stream).map_err(stream_error)
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        // Writes complete synchronously: any size is accepted at once.
+        Ok(1 << 20)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl<C: Capture> Pollable for TeeWriter<C> {
+    async fn ready(&mut self) {}
+}
+
+impl<C: Capture> AsyncWrite for TeeWriter<C> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(self.put(buf).map(|()| buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(flush_real(self.stream))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The real stdin, with everything the guest reads handed to a [`Capture`] (record).
+pub struct RecordingStdin<C: Capture> {
+    capture: Arc<Mutex<C>>,
+}
+
+impl<C: Capture> RecordingStdin<C> {
+    /// The process's stdin, captured into `capture`.
+    pub fn new(capture: Arc<Mutex<C>>) -> Self {
+        RecordingStdin { capture }
+    }
+}
+
+impl<C: Capture> IsTerminal for RecordingStdin<C> {
+    fn is_terminal(&self) -> bool {
+        std::io::IsTerminal::is_terminal(&std::io::stdin())
+    }
+}
+
+impl<C: Capture> StdinStream for RecordingStdin<C> {
+    fn p2_stream(&self) -> Box<dyn InputStream> {
+        Box::new(RecordingInput {
+            inner: wasmtime_wasi::cli::stdin().p2_stream(),
+            capture: self.capture.clone(),
+        })
+    }
+    fn async_stream(&self) -> Box<dyn AsyncRead + Send + Sync> {
+        Box::new(RecordingAsyncInput {
+            inner: Box::into_pin(wasmtime_wasi::cli::stdin().async_stream()),
+            capture: self.capture.clone(),
+        })
+    }
+}
+
+struct RecordingInput<C: Capture> {
+    inner: Box<dyn InputStream>,
+    capture: Arc<Mutex<C>>,
+}
+
+impl<C: Capture> RecordingInput<C> {
+    fn seen(&self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            lock(&self.capture).input(bytes);
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl<C: Capture> InputStream for RecordingInput<C> {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        let bytes = self.inner.read(size)?;
+        self.seen(&bytes);
+        Ok(bytes)
+    }
+    async fn blocking_read(&mut self, size: usize) -> StreamResult<Bytes> {
+        let bytes = self.inner.blocking_read(size).await?;
+        self.seen(&bytes);
+        Ok(bytes)
+    }
+    // `skip` and `blocking_skip` go through `read`/`blocking_read` (their defaults), so skipped
+    // input is captured too: the replay must skip the same bytes.
+    async fn cancel(&mut self) {
+        self.inner.cancel().await
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl<C: Capture> Pollable for RecordingInput<C> {
+    async fn ready(&mut self) {
+        self.inner.ready().await
+    }
+}
+
+struct RecordingAsyncInput<C: Capture> {
+    inner: Pin<Box<dyn AsyncRead + Send + Sync>>,
+    capture: Arc<Mutex<C>>,
+}
+
+impl<C: Capture> AsyncRead for RecordingAsyncInput<C> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = self.inner.as_mut().poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &poll {
+            let new = &buf.filled()[before..];
+            if !new.is_empty() {
+                lock(&self.capture).input(new);
+            }
+        }
+        poll
+    }
+}
+
+/// Stdin served from the tape (replay), reporting the recorded terminal status.
+pub struct ReplayStdin {
+    pipe: MemoryInputPipe,
+    tty: bool,
+}
+
+impl ReplayStdin {
+    /// Serves `bytes`, then end of file.
+    pub fn new(bytes: Vec<u8>, tty: bool) -> Self {
+        ReplayStdin {
+            pipe: MemoryInputPipe::new(bytes),
+            tty,
+        }
+    }
+}
+
+impl IsTerminal for ReplayStdin {
+    fn is_terminal(&self) -> bool {
+        self.tty
+    }
+}
+
+impl StdinStream for ReplayStdin {
+    fn p2_stream(&self) -> Box<dyn InputStream> {
+        self.pipe.p2_stream()
+    }
+    fn async_stream(&self) -> Box<dyn AsyncRead + Send + Sync> {
+        self.pipe.async_stream()
+    }
+}

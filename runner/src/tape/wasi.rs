@@ -1,0 +1,233 @@
+//! The WASI preview 1 imports that record and replay put in place of wasmtime-wasi's own.
+//!
+//! - `random_get`: wasmtime-wasi draws one `u32` from its RNG per requested byte, so a wrapped
+//!   RNG would see neither the guest's requests nor its bytes. Taking over the import records
+//!   (and serves) exactly the bytes each request received.
+//! - `clock_time_get` (replay): served from the tape. A tape clock that runs out is a divergence,
+//!   and this import can stop the guest right at that read (a `HostWallClock` cannot fail).
+//! - `poll_oneoff` (replay): a plain relative sleep (one clock subscription, which is what
+//!   `std::thread::sleep` asks for) returns at once, since the clock readings that follow come
+//!   from the tape anyway. Every other poll goes to wasmtime-wasi's implementation, through a
+//!   tiny module (see [`POLL_SHIM`]), and is followed by the divergence check, since it may have
+//!   read a tape clock (absolute timeouts).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use wasmtime::{
+    Caller, Extern, Instance, Linker, Memory, Module, Result, Store, TypedFunc, bail, format_err,
+};
+
+use crate::run::Ctx;
+
+/// The WASI preview 1 import module.
+pub const WASI: &str = "wasi_snapshot_preview1";
+
+/// `errno::success`.
+const ERRNO_SUCCESS: i32 = 0;
+/// `errno::badf`: what WASI answers for the CPU-time clocks.
+const ERRNO_BADF: i32 = 8;
+/// `errno::inval`: an unknown clock id.
+const ERRNO_INVAL: i32 = 28;
+/// `errno::overflow`: a wall time that does not fit in 64-bit nanoseconds.
+const ERRNO_OVERFLOW: i32 = 61;
+/// Largest `random_get` served, as wasmtime-wasi's default limit.
+const MAX_RANDOM: usize = 64 << 20;
+
+/// Size of a `subscription` and an `event` in WASI preview 1.
+const SUBSCRIPTION_SIZE: usize = 48;
+const EVENT_SIZE: usize = 32;
+
+fn guest_memory(caller: &mut Caller<'_, Ctx>) -> Result<Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Ok(m),
+        // As wasmtime-wasi: WASI needs the guest's memory.
+        _ => bail!("missing required memory export"),
+    }
+}
+
+/// `ptr..ptr+len` if it lies inside a memory of `size` bytes.
+fn range(ptr: i32, len: usize, size: usize) -> Option<std::ops::Range<usize>> {
+    let start = ptr as u32 as usize;
+    let end = start.checked_add(len)?;
+    (end <= size).then_some(start..end)
+}
+
+/// Puts a `random_get` in place that fills the guest's buffer with `fill`. An error from `fill`
+/// (a replay that ran out of recorded bytes) traps the guest.
+pub fn random_get(
+    linker: &mut Linker<Ctx>,
+    fill: impl Fn(&mut [u8]) -> Result<()> + Send + Sync + 'static,
+) -> Result<()> {
+    linker.allow_shadowing(true);
+    linker.func_wrap(
+        WASI,
+        "random_get",
+        move |mut caller: Caller<'_, Ctx>, ptr: i32, len: i32| -> Result<i32> {
+            let mem = guest_memory(&mut caller)?;
+            let data = mem.data_mut(&mut caller);
+            let len = len as u32 as usize;
+            if len > MAX_RANDOM {
+                bail!("random_get: requested {len} bytes, more than the limit of {MAX_RANDOM}");
+            }
+            let r = range(ptr, len, data.len()).ok_or_else(|| {
+                format_err!("random_get: the buffer lies outside the guest's memory")
+            })?;
+            fill(&mut data[r])?;
+            Ok(ERRNO_SUCCESS)
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The clocks of a replay, as the replacement imports see them.
+pub trait TapeTime: Send + Sync + 'static {
+    /// The next wall clock reading, or an error if the tape has none left.
+    fn wall(&self) -> Result<Duration>;
+    /// The next monotonic clock reading in nanoseconds, or an error if the tape has none left.
+    fn monotonic(&self) -> Result<u64>;
+    /// An error once the replay has diverged (the clocks note a divergence; this stops the
+    /// guest).
+    fn check(&self) -> Result<()>;
+}
+
+/// A module that calls wasmtime-wasi's `poll_oneoff` on behalf of the guest. wasmtime-wasi
+/// finds the guest's memory through its caller's `memory` export, and a host function calling
+/// another one directly has no caller instance: this module re-exports the guest's memory and
+/// makes the call from wasm.
+pub const POLL_SHIM: &str = r#"(module
+  (import "guest" "memory" (memory 0))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (export "memory" (memory 0))
+  (func (export "poll") (param i32 i32 i32 i32) (result i32)
+    (call $poll (local.get 0) (local.get 1) (local.get 2) (local.get 3))))"#;
+
+/// Replay's `clock_time_get` and `poll_oneoff` (see the module docs).
+pub fn replay_time(
+    linker: &mut Linker<Ctx>,
+    store: &mut Store<Ctx>,
+    time: impl TapeTime + Clone,
+) -> Result<()> {
+    let original = linker
+        .get(&mut *store, WASI, "poll_oneoff")
+        .ok()
+        .and_then(Extern::into_func)
+        .ok_or_else(|| format_err!("wasmtime-wasi provides no `poll_oneoff`"))?;
+    // Made on the first poll that is not a plain sleep: most programs never need it.
+    let delegate: OnceLock<TypedFunc<(i32, i32, i32, i32), i32>> = OnceLock::new();
+
+    linker.allow_shadowing(true);
+    let poll_time = time.clone();
+    linker.func_wrap(
+        WASI,
+        "poll_oneoff",
+        move |mut caller: Caller<'_, Ctx>,
+              subs: i32,
+              events: i32,
+              n: i32,
+              nevents: i32|
+              -> Result<i32> {
+            if n == 1 && instant_sleep(&mut caller, subs, events, nevents)? {
+                return Ok(ERRNO_SUCCESS);
+            }
+            let poll = match delegate.get() {
+                Some(f) => f.clone(),
+                None => {
+                    let memory = guest_memory(&mut caller)?;
+                    let shim = Module::new(caller.engine(), POLL_SHIM)?;
+                    let instance = Instance::new(
+                        &mut caller,
+                        &shim,
+                        &[Extern::Memory(memory), Extern::Func(original)],
+                    )?;
+                    let f = instance.get_typed_func(&mut caller, "poll")?;
+                    delegate.get_or_init(|| f).clone()
+                }
+            };
+            let errno = poll.call(&mut caller, (subs, events, n, nevents))?;
+            poll_time.check()?;
+            Ok(errno)
+        },
+    )?;
+    linker.func_wrap(
+        WASI,
+        "clock_time_get",
+        move |mut caller: Caller<'_, Ctx>, id: i32, _precision: i64, out: i32| -> Result<i32> {
+            let now = match id {
+                0 => {
+                    let wall = time.wall()?;
+                    match wall
+                        .as_secs()
+                        .checked_mul(1_000_000_000)
+                        .and_then(|ns| ns.checked_add(u64::from(wall.subsec_nanos())))
+                    {
+                        Some(ns) => ns,
+                        None => return Ok(ERRNO_OVERFLOW),
+                    }
+                }
+                1 => time.monotonic()?,
+                2 | 3 => return Ok(ERRNO_BADF),
+                _ => return Ok(ERRNO_INVAL),
+            };
+            let mem = guest_memory(&mut caller)?;
+            let data = mem.data_mut(&mut caller);
+            // As wasmtime-wasi: a misaligned or out-of-bounds result pointer traps.
+            let r = range(out, 8, data.len())
+                .filter(|_| (out as u32).is_multiple_of(8))
+                .ok_or_else(|| {
+                    format_err!("clock_time_get: the result pointer is misaligned or out of bounds")
+                })?;
+            data[r].copy_from_slice(&now.to_le_bytes());
+            Ok(ERRNO_SUCCESS)
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Answers a poll on one relative realtime or monotonic clock at once, as if the time had
+/// passed. Returns false (and touches nothing) for anything else, which then takes the normal
+/// path. The layout is WASI preview 1's: a `subscription` is `userdata: u64`, a tag byte at 8
+/// (0 = clock), then `id: u32` at 16, `timeout: u64` at 24, `precision: u64` at 32 and
+/// `flags: u16` at 40 (bit 0: absolute time); an `event` is `userdata: u64`, `error: u16` at 8,
+/// `type: u8` at 10 and `fd_readwrite` at 16..32.
+fn instant_sleep(
+    caller: &mut Caller<'_, Ctx>,
+    subs: i32,
+    events: i32,
+    nevents: i32,
+) -> Result<bool> {
+    let mem = guest_memory(caller)?;
+    let data = mem.data_mut(caller);
+    // Misaligned pointers go to wasmtime-wasi, which traps on them.
+    if !(subs as u32).is_multiple_of(8)
+        || !(events as u32).is_multiple_of(8)
+        || !(nevents as u32).is_multiple_of(4)
+    {
+        return Ok(false);
+    }
+    let (Some(sub), Some(ev), Some(out)) = (
+        range(subs, SUBSCRIPTION_SIZE, data.len()),
+        range(events, EVENT_SIZE, data.len()),
+        range(nevents, 4, data.len()),
+    ) else {
+        return Ok(false);
+    };
+    let sub = &data[sub];
+    let tag = sub[8];
+    let id = u32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
+    let flags = u16::from_le_bytes(sub[40..42].try_into().expect("2 bytes"));
+    let absolute = flags & 1 != 0;
+    // Clock ids 0 (realtime) and 1 (monotonic); the CPU-time clocks are refused by WASI.
+    if tag != 0 || id > 1 || absolute {
+        return Ok(false);
+    }
+    let userdata: [u8; 8] = sub[0..8].try_into().expect("8 bytes");
+    let mut event = [0u8; EVENT_SIZE];
+    event[0..8].copy_from_slice(&userdata);
+    // error = success (0), type = clock (0), fd_readwrite zeroed: what wasmtime-wasi writes.
+    data[ev].copy_from_slice(&event);
+    data[out].copy_from_slice(&1u32.to_le_bytes());
+    Ok(true)
+}
