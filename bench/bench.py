@@ -36,7 +36,7 @@ def sh(*cmd, cwd=None, env=None):
 def build():
     sh("cargo", "build", "--release", "-p", "devstash-runner", cwd=ROOT)
     sh("cargo", "build", "--release", "--target", "wasm32-wasip1",
-       "-p", "bench-guest", "-p", "quickstart", "-p", "probe", cwd=ROOT)
+       "-p", "bench-guest", "-p", "quickstart", "-p", "probe", "-p", "replay", cwd=ROOT)
 
 
 def venv_python():
@@ -189,6 +189,28 @@ def main():
     rows.append(("warm run of quickstart, whole process",
                  f"{ds_warm * 1e3:.1f} ms", f"Python devstash {py_warm * 1e3:.0f} ms; {wt_cell}",
                  f"{py_warm / ds_warm:.0f}× faster than Python devstash; {wt_ratio}", "≤ 5 ms, ≤ 0.6× wasmtime"))
+
+    # Recording overhead and replay cost, each against a warm run of the same program, with
+    # the three interleaved so that drift on a noisy machine hits them alike.
+    for name, module, args in [("quickstart", quick, []), ("replay example", WASM / "replay.wasm", ["ACME", "GLOBEX"])]:
+        d = fresh()
+        tape = Path(d) / "bench.tape"
+        run_cmd = ds(module, *args)
+        rec_cmd = [str(DEVSTASH), "record", "-o", str(tape), str(module), "--", *args]
+        rep_cmd = [str(DEVSTASH), "replay", str(module), str(tape)]
+        spawn(run_cmd, d)
+        spawn(rec_cmd, d)
+        runs, recs, reps = [], [], []
+        for _ in range(REPS * 4):
+            runs.append(spawn(run_cmd, d)[0])
+            recs.append(spawn(rec_cmd, d)[0])
+            reps.append(spawn(rep_cmd, d)[0])
+        shutil.rmtree(d)
+        r, c, p = median(runs), median(recs), median(reps)
+        rows.append((f"record and replay, {name}, whole process",
+                     f"record {c * 1e3:.1f} ms, replay {p * 1e3:.1f} ms", f"run {r * 1e3:.1f} ms",
+                     f"record {100 * (c / r - 1):+.0f} %; replay {p / r:.2f}× run",
+                     "record ≤ +5 %, replay ≤ 1×"))
 
     extra = os.environ.get("BENCH_EXTRA")
     if extra:

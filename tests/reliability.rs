@@ -236,6 +236,7 @@ fn every_flip_and_truncation_of_an_entry_is_a_miss_never_a_wrong_value() {
         check(&good[..n], &format!("cut at {n}"));
     }
     assert!(tried > good.len());
+    eprintln!("{tried} corruptions of a {}-byte entry tried, none accepted", good.len());
 }
 
 #[test]
