@@ -360,13 +360,10 @@ fn hostile_import_calls_trap_cleanly() {
     ];
     for (body, expected) in cases {
         let wat = format!(
-            r#"(module
-                (import "devstash" "site_register" (func $reg (param i32 i32) (result i32)))
-                (import "devstash" "stash_get" (func $get (param i32 i32 i32 i32 i32) (result i32)))
-                (import "devstash" "stash_take" (func $take (param i32 i32) (result i32)))
-                (import "devstash" "stash_put" (func $put (param i64 i32 i32 i32 i32) (result i32)))
+            r#"(module {imports}
                 (memory (export "memory") 1)
-                (func (export "_start") {body}))"#
+                (func (export "_start") {body}))"#,
+            imports = common::DEVSTASH_IMPORTS_WAT
         );
         let m = write(sb.path(), "hostile.wat", wat.as_bytes());
         let r = sb.run(&m, &[]);

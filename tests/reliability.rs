@@ -236,7 +236,10 @@ fn every_flip_and_truncation_of_an_entry_is_a_miss_never_a_wrong_value() {
         check(&good[..n], &format!("cut at {n}"));
     }
     assert!(tried > good.len());
-    eprintln!("{tried} corruptions of a {}-byte entry tried, none accepted", good.len());
+    eprintln!(
+        "{tried} corruptions of a {}-byte entry tried, none accepted",
+        good.len()
+    );
 }
 
 #[test]
@@ -326,17 +329,11 @@ fn hostile_arguments_to_every_import_trap_cleanly() {
     ];
     for (body, expected) in cases {
         let wat = format!(
-            r#"(module
-                (import "devstash" "site_register" (func $reg (param i32 i32) (result i32)))
-                (import "devstash" "stash_get" (func $get (param i32 i32 i32 i32 i32) (result i32)))
-                (import "devstash" "stash_take" (func $take (param i32 i32) (result i32)))
-                (import "devstash" "stash_put" (func $put (param i64 i32 i32 i32 i32) (result i32)))
-                (import "devstash" "stash_forget" (func $forget (param i64) (result i32)))
-                (import "devstash" "log" (func $log (param i32 i32 i32) (result i32)))
-                (import "devstash" "http_request" (func $http (param i32 i32 i32) (result i32)))
+            r#"(module {imports}
                 (memory (export "memory") 1)
                 {desc}
-                (func (export "_start") {body}))"#
+                (func (export "_start") {body}))"#,
+            imports = common::DEVSTASH_IMPORTS_WAT
         );
         let m = sb.path().join("hostile.wat");
         std::fs::write(&m, wat).unwrap();

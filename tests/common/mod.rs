@@ -66,21 +66,7 @@ pub fn guest(name: &str) -> PathBuf {
 /// Builds a standalone guest crate (outside the workspace) and returns its module. Give every
 /// crate its own package name: the module's path is derived from it.
 pub fn build_crate(dir: &Path, name: &str) -> PathBuf {
-    // Builds share one target directory (so dependencies compile once); one at a time.
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO"))
-        .current_dir(dir)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip1",
-            "--target-dir",
-        ])
-        .arg(guest_target_dir().join("standalone"))
-        .output()
-        .expect("cargo runs");
+    let out = try_build_crate(dir);
     assert!(
         out.status.success(),
         "building {} failed:\n{}",
@@ -94,6 +80,9 @@ pub fn build_crate(dir: &Path, name: &str) -> PathBuf {
 
 /// Builds a standalone crate for wasm32-wasip1 and returns cargo's output, success or not.
 pub fn try_build_crate(dir: &Path) -> Output {
+    // Builds share one target directory (so dependencies compile once); one at a time.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     Command::new(env!("CARGO"))
         .current_dir(dir)
         .args([
@@ -107,6 +96,17 @@ pub fn try_build_crate(dir: &Path) -> Output {
         .output()
         .expect("cargo runs")
 }
+
+/// Every `devstash` import, declared for hand-written WAT guests: `$reg`, `$get`, `$take`,
+/// `$put`, `$forget`, `$log`, `$http`.
+pub const DEVSTASH_IMPORTS_WAT: &str = r#"
+    (import "devstash" "site_register" (func $reg (param i32 i32) (result i32)))
+    (import "devstash" "stash_get" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+    (import "devstash" "stash_take" (func $take (param i32 i32) (result i32)))
+    (import "devstash" "stash_put" (func $put (param i64 i32 i32 i32 i32) (result i32)))
+    (import "devstash" "stash_forget" (func $forget (param i64) (result i32)))
+    (import "devstash" "log" (func $log (param i32 i32 i32) (result i32)))
+    (import "devstash" "http_request" (func $http (param i32 i32 i32) (result i32)))"#;
 
 /// A scratch directory in which `devstash` runs (so `./.devstash_cache` lands inside it).
 pub struct Sandbox {
