@@ -3,9 +3,10 @@
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 GUESTS := -p quickstart -p parse -p numeric -p api -p llm -p replay -p probe
-DEVSTASH := target/debug/devstash
-QUICKSTART := target/$(WASM_TARGET)/release/quickstart.wasm
-DEMO_DIR := target/demo
+TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
+DEVSTASH := $(TARGET_DIR)/debug/devstash
+QUICKSTART := $(TARGET_DIR)/$(WASM_TARGET)/release/quickstart.wasm
+DEMO_DIR := $(TARGET_DIR)/demo
 
 .PHONY: build guests demo test lint fmt clean bench fuzz
 
@@ -23,11 +24,11 @@ demo: guests
 	$(CARGO) build -p devstash-runner
 	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	@echo "== first run: computes slow_function (2 s)"
-	cd $(DEMO_DIR) && ../../$(DEVSTASH) run ../../$(QUICKSTART)
+	cd $(DEMO_DIR) && $(DEVSTASH) run $(QUICKSTART)
 	@echo "== second run: answered from $(DEMO_DIR)/.devstash_cache"
-	cd $(DEMO_DIR) && ../../$(DEVSTASH) run ../../$(QUICKSTART)
-	@echo "== the entry"
-	@head -c 400 $(DEMO_DIR)/.devstash_cache/*.stash | head -2; echo
+	cd $(DEMO_DIR) && $(DEVSTASH) run $(QUICKSTART)
+	@echo "== what is stored"
+	cd $(DEMO_DIR) && $(DEVSTASH) list
 
 ## test: formatting, lints, unit and end-to-end tests
 test: lint
