@@ -423,15 +423,27 @@ mod tests {
         let p = rules(&[]);
         let a = request(&[("Authorization", "Bearer one"), ("Accept", "a")]);
         let b = request(&[("authorization", "<redacted by devstash>"), ("accept", "a")]);
-        assert_eq!(a.tape_key(&p), b.tape_key(&p), "secret values do not matter");
+        assert_eq!(
+            a.tape_key(&p),
+            b.tape_key(&p),
+            "secret values do not matter"
+        );
         assert_ne!(a.key(&p), b.key(&p), "the cache key still tells them apart");
         let no_auth = request(&[("Accept", "a")]);
         assert_ne!(a.tape_key(&p), no_auth.tape_key(&p), "secret names do");
         let other = request(&[("Authorization", "Bearer one"), ("Accept", "b")]);
-        assert_ne!(a.tape_key(&p), other.tape_key(&p), "other headers' values do");
+        assert_ne!(
+            a.tape_key(&p),
+            other.tape_key(&p),
+            "other headers' values do"
+        );
         let custom = request(&[("X-Secret", "s1")]);
         let custom2 = request(&[("x-secret", "s2")]);
-        assert_eq!(custom.tape_key(&p), custom2.tape_key(&p), "--redact-header names too");
+        assert_eq!(
+            custom.tape_key(&p),
+            custom2.tape_key(&p),
+            "--redact-header names too"
+        );
         assert_ne!(a.tape_key(&p), a.key(&p));
     }
 

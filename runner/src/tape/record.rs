@@ -16,8 +16,8 @@ use wasmtime_wasi::Rng as _;
 use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock, MonotonicClock, WallClock};
 
 use super::format::{
-    CallOutcome, CallRecord, Event, HttpRecord, InnerReads, Invocation, OutputChunk, SiteRecord, Stream,
-    ValueRecord, WallReading,
+    CallOutcome, CallRecord, Event, HttpRecord, InnerReads, Invocation, OutputChunk, SiteRecord,
+    Stream, ValueRecord, WallReading,
 };
 use super::stdio::{Capture, lock};
 use crate::host::{Call, CallHook, Exchange};
@@ -306,7 +306,10 @@ impl CallHook for RecordHook {
 
     fn http_done(&mut self, exchange: &Exchange<'_>, result: &devstash_protocol::HttpResult) {
         // `Set-Cookie` is a secret the server handed out: kept off tapes as off cache entries.
-        let result = result.as_ref().map(crate::net::storable).map_err(Clone::clone);
+        let result = result
+            .as_ref()
+            .map(crate::net::storable)
+            .map_err(Clone::clone);
         let bytes = devstash_protocol::codec::encode(&result).expect("plain data encodes");
         let mut r = lock(&self.0);
         let result = r.value_id(&bytes);

@@ -313,7 +313,10 @@ impl Player {
     /// Answers an HTTP request from the tape, or diverges.
     fn answer_http(&mut self, exchange: &Exchange<'_>) -> wasmtime::Result<HttpResult> {
         let (next, fallback) = match self.http_by_key.get_mut(exchange.key) {
-            Some(k) => (k.top.pop_front().map(|i| self.exchanges[i].result), k.result),
+            Some(k) => (
+                k.top.pop_front().map(|i| self.exchanges[i].result),
+                k.result,
+            ),
             None => (None, None),
         };
         let Some(value) = next.or(fallback) else {

@@ -389,7 +389,9 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("http exchanges:\n  GET http://127.0.0.1:8080/x (authorization: <redacted>)"),
+            s.contains(
+                "http exchanges:\n  GET http://127.0.0.1:8080/x (authorization: <redacted>)"
+            ),
             "{s}"
         );
     }
