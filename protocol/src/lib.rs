@@ -252,7 +252,8 @@ pub struct HttpResponse {
 pub enum HttpErrorKind {
     /// The host is not in `--allow-net`.
     NotAllowed,
-    /// The runner is offline (`--offline`, or a replay) and has no stored response.
+    /// The runner is offline (`--offline`) and has no stored response. (A replay answers from
+    /// its tape, and stops on a request the tape does not hold.)
     Offline,
     /// The connection failed (refused, DNS, TLS).
     Connect,

@@ -92,7 +92,17 @@ pub struct Call<'a> {
     pub key: &'a [u8; 32],
 }
 
-/// Lets `devstash record` and `devstash replay` see and steer the marked calls of a run.
+/// An HTTP exchange, as a [`CallHook`] sees it.
+pub struct Exchange<'a> {
+    /// Its key on a tape ([`net::Prepared::tape_key`]): method, URL, body and headers, with no
+    /// secret header value in it.
+    pub key: &'a [u8; 32],
+    /// One line describing the request, secret header values redacted.
+    pub preview: &'a str,
+}
+
+/// Lets `devstash record` and `devstash replay` see and steer the marked calls and the HTTP
+/// exchanges of a run.
 ///
 /// `devstash run` installs no hook, so its lookups pay one `Option` check and nothing else. A
 /// recording hook observes every value returned (hit) or computed (miss); a replay hook answers
@@ -121,6 +131,18 @@ pub trait CallHook: Send {
     /// The call of `ticket` ran and produced nothing to store (an `Err`).
     fn failed(&mut self, call: &Call<'_>, ticket: u64) {
         let _ = (call, ticket);
+    }
+    /// Asked first on every HTTP request the guest makes (once its URL and method are valid),
+    /// before the store and the network. `Ok(Some(result))` answers the request with `result`;
+    /// `Ok(None)` lets the run answer it; an error traps the guest.
+    fn http_answer(&mut self, exchange: &Exchange<'_>) -> Result<Option<HttpResult>> {
+        let _ = exchange;
+        Ok(None)
+    }
+    /// The run answered the request (from the store or the network) with `result`, which the
+    /// guest receives as it is.
+    fn http_done(&mut self, exchange: &Exchange<'_>, result: &HttpResult) {
+        let _ = (exchange, result);
     }
 }
 
@@ -371,10 +393,38 @@ impl StashHost {
         Ok(())
     }
 
-    /// Answers an HTTP request: from the store when the guest asked for caching and a usable
-    /// response is stored, else over the network when allowed and not offline.
-    fn http(&mut self, request: HttpRequest) -> HttpResult {
-        let prepared = net::Prepared::new(request)?;
+    /// Answers an HTTP request: from the hook when one is installed and answers, else as
+    /// [`StashHost::fetch`] does. An error traps the guest (a replay that cannot answer).
+    fn http(&mut self, request: HttpRequest) -> Result<HttpResult> {
+        let prepared = match net::Prepared::new(request) {
+            Ok(p) => p,
+            // Refused from the request alone, the same way in every run: nothing to record.
+            Err(e) => return Ok(Err(e)),
+        };
+        if self.hook.is_none() {
+            return Ok(self.fetch(&prepared));
+        }
+        let key = prepared.tape_key(&self.net);
+        let preview = prepared.preview(&self.net);
+        let exchange = Exchange {
+            key: &key,
+            preview: &preview,
+        };
+        if let Some(hook) = self.hook.as_mut()
+            && let Some(result) = hook.http_answer(&exchange)?
+        {
+            return Ok(result);
+        }
+        let result = self.fetch(&prepared);
+        if let Some(hook) = self.hook.as_mut() {
+            hook.http_done(&exchange, &result);
+        }
+        Ok(result)
+    }
+
+    /// Answers a checked HTTP request: from the store when the guest asked for caching and a
+    /// usable response is stored, else over the network when allowed and not offline.
+    fn fetch(&mut self, prepared: &net::Prepared) -> HttpResult {
         let cache = prepared.request.cache.clone();
         let stored = cache.as_ref().map(|c| {
             let key = prepared.key(&self.net);
@@ -643,7 +693,7 @@ pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()
             let request: HttpRequest = codec::decode(&data[r])
                 .map_err(|e| format_err!("devstash::{f}: the request does not decode ({e})"))?;
             let host = state.stash();
-            let result = host.http(request);
+            let result = host.http(request)?;
             let bytes = codec::encode(&result).map_err(|e| format_err!("devstash::{f}: {e}"))?;
             data[out_r].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
             host.pending = Some(Pending::Bytes(bytes));

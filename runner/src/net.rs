@@ -23,6 +23,8 @@ pub const MAX_RESPONSE: u64 = 256 << 20;
 const SITE_PREFIX: &str = "http::";
 /// Fingerprint of stored responses; bump when the key material changes.
 const KEY_VERSION: &str = "http-key-1";
+/// Fingerprint of tape keys ([`Prepared::tape_key`]); bump when their material changes.
+const TAPE_KEY_VERSION: &str = "http-tape-key-1";
 
 /// One `--allow-net` entry: `HOST[:PORT]`, with `*.example.com` for subdomains (Deno's rules:
 /// no port means any port).
@@ -186,6 +188,32 @@ impl Prepared {
         );
         let args = devstash_protocol::codec::encode(&material).expect("plain data encodes");
         KeyHasher::for_site(&self.site(), KEY_VERSION).key(&args)
+    }
+
+    /// The key of this exchange on a tape: method, URL, body and the non-secret headers (names
+    /// lowercased, sorted), with secret headers present by name only. Unlike [`Prepared::key`],
+    /// it does not depend on secret values at all: a tape stores the environment with secrets
+    /// redacted, so a replayed program sends a placeholder where the recorded one sent the real
+    /// token, and its requests must still match.
+    pub fn tape_key(&self, policy: &NetPolicy) -> [u8; 32] {
+        let mut headers: Vec<(String, Option<&str>)> = self
+            .request
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let v = (!policy.is_secret(k)).then_some(v.as_str());
+                (k.to_ascii_lowercase(), v)
+            })
+            .collect();
+        headers.sort();
+        let material = (
+            &self.request.method,
+            self.url.as_str(),
+            &self.request.body,
+            headers,
+        );
+        let args = devstash_protocol::codec::encode(&material).expect("plain data encodes");
+        KeyHasher::for_site(&self.site(), TAPE_KEY_VERSION).key(&args)
     }
 
     /// A one-line description with secret values redacted, for previews and messages.
@@ -388,6 +416,35 @@ mod tests {
             "{preview}"
         );
         assert!(preview.contains("<redacted>"));
+    }
+
+    #[test]
+    fn tape_keys_ignore_secret_values_only() {
+        let p = rules(&[]);
+        let a = request(&[("Authorization", "Bearer one"), ("Accept", "a")]);
+        let b = request(&[("authorization", "<redacted by devstash>"), ("accept", "a")]);
+        assert_eq!(
+            a.tape_key(&p),
+            b.tape_key(&p),
+            "secret values do not matter"
+        );
+        assert_ne!(a.key(&p), b.key(&p), "the cache key still tells them apart");
+        let no_auth = request(&[("Accept", "a")]);
+        assert_ne!(a.tape_key(&p), no_auth.tape_key(&p), "secret names do");
+        let other = request(&[("Authorization", "Bearer one"), ("Accept", "b")]);
+        assert_ne!(
+            a.tape_key(&p),
+            other.tape_key(&p),
+            "other headers' values do"
+        );
+        let custom = request(&[("X-Secret", "s1")]);
+        let custom2 = request(&[("x-secret", "s2")]);
+        assert_eq!(
+            custom.tape_key(&p),
+            custom2.tape_key(&p),
+            "--redact-header names too"
+        );
+        assert_ne!(a.tape_key(&p), a.key(&p));
     }
 
     #[test]

@@ -12,14 +12,14 @@
 //!
 //! Each event is one frame, `(kind: u16, body: bytes)` in postcard (a varint kind, a varint
 //! length, then the body), and the body is the postcard encoding of that kind's struct. A reader
-//! can therefore step over kinds it does not know (a tape written by a newer devstash, say with
-//! HTTP exchanges), and a newer writer may append fields at the end of a body: readers ignore
+//! can therefore step over kinds it does not know (a tape written by a newer devstash; HTTP
+//! exchanges, kind 11, were added this way), and a newer writer may append fields at the end of a body: readers ignore
 //! trailing bytes in a body. Removing or reordering fields, or changing a kind's meaning, needs a
 //! new [`FORMAT_VERSION`].
 //!
 //! Values returned by marked calls are stored once each ([`Event::Value`]) and referred to by id
 //! from the [`Event::Call`]s that returned them, so a large value read back a hundred times costs
-//! its size once.
+//! its size once. So are the results of HTTP exchanges ([`Event::Http`]).
 
 use std::path::Path;
 
@@ -73,6 +73,8 @@ pub mod kind {
     pub const OUTPUT: u16 = 9;
     /// [`super::ExitRecord`]
     pub const EXIT: u16 = 10;
+    /// [`super::HttpRecord`]
+    pub const HTTP: u16 = 11;
 }
 
 /// How the recorded run was started and what its environment looked like.
@@ -186,6 +188,26 @@ pub struct CallRecord {
     pub inner: InnerReads,
 }
 
+/// One HTTP exchange of the recorded run: a request the guest made through `devstash::http`
+/// (answered from the store or the network) and the result it received.
+///
+/// No secret header value is on it: the key is [`crate::net::Prepared::tape_key`] (secret headers
+/// by name only), the preview shows them as `<redacted>`, the request itself is not stored, and
+/// `Set-Cookie` is dropped from the stored response as it is from cached ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRecord {
+    /// The exchange's key on the tape.
+    pub key: [u8; 32],
+    /// The request in one line (method and URL), secret header values redacted.
+    pub preview: String,
+    /// [`ValueRecord::id`] of the `HttpResult` the guest received (postcard, as the protocol
+    /// encodes it).
+    pub result: u32,
+    /// 0 when the program made the request itself; n when it was made inside n marked calls
+    /// that were running (a replay answers the outer call and never makes this request).
+    pub depth: u32,
+}
+
 /// A wall clock reading (time since the Unix epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WallReading {
@@ -246,6 +268,8 @@ pub enum Event {
     Output(OutputChunk),
     /// How the run ended (always the last event).
     Exit(ExitRecord),
+    /// An HTTP exchange.
+    Http(Box<HttpRecord>),
     /// An event of a kind this runner does not know (from a newer devstash).
     Unknown {
         /// Its kind number.
@@ -269,6 +293,7 @@ impl Event {
             Event::Stdin(_) => kind::STDIN,
             Event::Output(_) => kind::OUTPUT,
             Event::Exit(_) => kind::EXIT,
+            Event::Http(_) => kind::HTTP,
             Event::Unknown { kind, .. } => *kind,
         }
     }
@@ -286,6 +311,7 @@ impl Event {
             kind::STDIN => "stdin",
             kind::OUTPUT => "output",
             kind::EXIT => "exit",
+            kind::HTTP => "http exchange",
             _ => "unknown",
         }
     }
@@ -308,6 +334,7 @@ impl Event {
             Event::Random(v) | Event::Stdin(v) => body(&serde_bytes_compat::Bytes(v), scratch),
             Event::Output(v) => body(v, scratch),
             Event::Exit(v) => body(v, scratch),
+            Event::Http(v) => body(v, scratch),
             Event::Unknown { .. } => unreachable!("unknown events are never written"),
         }
         // The frame: varint kind, varint body length, body (what postcard writes for
@@ -334,6 +361,7 @@ impl Event {
             kind::STDIN => Event::Stdin(take::<serde_bytes_compat::ByteBuf>(body)?.0),
             kind::OUTPUT => Event::Output(take(body)?),
             kind::EXIT => Event::Exit(take(body)?),
+            kind::HTTP => Event::Http(Box::new(take(body)?)),
             other => Event::Unknown {
                 kind: other,
                 len: body.len(),
@@ -601,6 +629,12 @@ pub(crate) mod tests {
                 stream: Stream::Stderr,
                 bytes: b"warn\n".to_vec(),
             }),
+            Event::Http(Box::new(HttpRecord {
+                key: [9; 32],
+                preview: "GET http://127.0.0.1:8080/x (authorization: <redacted>)".into(),
+                result: 0,
+                depth: 0,
+            })),
             Event::Exit(ExitRecord {
                 code: 0,
                 trap: None,

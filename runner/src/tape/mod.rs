@@ -48,6 +48,44 @@ pub const TAPE_MAGIC: &[u8] = b"devstash-tape";
 /// Folder of the cache directory that holds tapes recorded without `-o`.
 pub const TAPES_DIR: &str = "tapes";
 
+/// What a tape stores instead of the value of an environment variable whose name looks secret;
+/// a replay gives the guest this.
+pub const REDACTED_ENV: &str = "<redacted by devstash>";
+
+/// Parts of environment variable names (compared case-insensitively) that mark their values as
+/// secret.
+const SECRET_ENV_PARTS: &[&str] = &[
+    "KEY",
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "AUTH",
+];
+
+/// Whether the value of the environment variable `name` is kept off tapes. Errs on the side of
+/// secrecy (`AUTHOR` matches too): a replay then sees the placeholder, which a `--verify` shows
+/// if the program prints it.
+pub fn is_secret_env(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_ENV_PARTS.iter().any(|part| upper.contains(part))
+}
+
+/// The environment as a tape stores it: secret-looking values replaced by [`REDACTED_ENV`].
+fn tape_env(env: Vec<(String, String)>) -> Vec<(String, String)> {
+    env.into_iter()
+        .map(|(k, v)| {
+            let v = if is_secret_env(&k) {
+                REDACTED_ENV.to_string()
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect()
+}
+
 /// `devstash record`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
@@ -57,8 +95,8 @@ pub struct RecordArgs {
     /// How marked calls use the cache (as in `devstash run`).
     #[command(flatten)]
     pub cache: CacheArgs,
-    /// What the guest may reach over HTTP (as in `devstash run`). HTTP exchanges are not on
-    /// tapes yet: a replay answers requests as `--offline` with an empty cache would.
+    /// What the guest may reach over HTTP (as in `devstash run`). Every exchange goes on the
+    /// tape, secret header values redacted, and a replay answers requests from it.
     #[command(flatten)]
     pub net: NetArgs,
     /// What to run and what it may see (as in `devstash run`).
@@ -115,7 +153,8 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
     ];
     let recorder = Arc::new(Mutex::new(Recorder::new(Invocation {
         argv: sandbox.args.clone(),
-        env: sandbox.resolved_env(),
+        // The guest gets the real values; only the tape holds placeholders.
+        env: tape_env(sandbox.resolved_env()),
         wall_resolution_ns: u64::try_from(WallClock::new().resolution().as_nanos())
             .unwrap_or(u64::MAX),
         monotonic_resolution_ns: MonotonicClock::new().resolution(),
@@ -169,12 +208,13 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
     write_tape(global, &path, &bytes)?;
     if !global.quiet {
         eprintln!(
-            "devstash: recorded {} ({}): {} marked call{}, {} clock reading{}, {} random, {} of \
+            "devstash: recorded {} ({}): {} marked call{},{} {} clock reading{}, {} random, {} of \
              stdin",
             path.display(),
             human_size(bytes.len() as u64),
             counts.calls,
             plural(counts.calls),
+            http_count(counts.http),
             counts.clock,
             plural(counts.clock),
             human_size(counts.random_bytes),
@@ -256,8 +296,9 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     .stdin(ReplayStdin::new(recorded.stdin.clone(), inv.tty[0]))
     .stdout(TeeOutput::new(Stream::Stdout, inv.tty[1], player.clone()))
     .stderr(TeeOutput::new(Stream::Stderr, inv.tty[2], player.clone()));
-    // Sealed: every marked call is answered by the hook, the store holds nothing, and HTTP
-    // requests find no host allowed and no network (`offline`).
+    // Sealed: every marked call and HTTP request is answered by the hook (or stops the replay),
+    // the store holds nothing, and behind the hook no host is allowed and there is no network
+    // (`offline`), so nothing could reach a socket even if the hook let a request through.
     let policy = Policy {
         offline: true,
         ..Policy::default()
@@ -283,7 +324,7 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     if !global.quiet {
         let c = player.counts;
         eprintln!(
-            "devstash: replayed {}{}: {} marked call{} answered from the tape, {} clock \
+            "devstash: replayed {}{}: {} marked call{}{} answered from the tape, {} clock \
              reading{}, {} random",
             path.display(),
             if module_changed {
@@ -293,6 +334,10 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
             },
             c.calls,
             plural(c.calls),
+            match c.http {
+                0 => String::new(),
+                n => format!(" and {n} HTTP request{}", plural(n)),
+            },
             c.clock,
             plural(c.clock),
             human_size(c.random_bytes)
@@ -399,6 +444,14 @@ fn write_tape(global: &GlobalArgs, path: &Path, bytes: &[u8]) -> Result<()> {
     written.with_context(|| format!("cannot write tape {}", path.display()))
 }
 
+/// ` N HTTP exchange(s),` for the closing line of a recording; nothing when there were none.
+fn http_count(n: u64) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(" {n} HTTP exchange{},", plural(n)),
+    }
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -407,4 +460,38 @@ fn file_name(path: &Path) -> String {
 
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_looking_environment_values_stay_off_tapes() {
+        for name in [
+            "OPENAI_API_KEY",
+            "github_token",
+            "DB_PASSWORD",
+            "MYSQL_PASSWD",
+            "Client_Secret",
+            "AWS_CREDENTIALS",
+            "HTTP_AUTH",
+        ] {
+            assert!(is_secret_env(name), "{name}");
+        }
+        for name in ["LANG", "GREETING", "OPENAI_BASE_URL", "API_TTL", "PATH"] {
+            assert!(!is_secret_env(name), "{name}");
+        }
+        let env = tape_env(vec![
+            ("OPENAI_API_KEY".into(), "sk-123".into()),
+            ("LANG".into(), "C".into()),
+        ]);
+        assert_eq!(
+            env,
+            vec![
+                ("OPENAI_API_KEY".into(), REDACTED_ENV.to_string()),
+                ("LANG".into(), "C".into())
+            ]
+        );
+    }
 }

@@ -5,7 +5,8 @@
 //! runs (a miss), what it reads and writes belongs to that call: its clock and random reads are
 //! left out of the replay's streams (a replay answers the call without running it, so it would
 //! never ask for them) and its output is kept with the call, to be written again when a replay
-//! answers it.
+//! answers it. HTTP exchanges are recorded with the depth they were made at, for the same
+//! reason.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,11 +16,11 @@ use wasmtime_wasi::Rng as _;
 use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock, MonotonicClock, WallClock};
 
 use super::format::{
-    CallOutcome, CallRecord, Event, InnerReads, Invocation, OutputChunk, SiteRecord, Stream,
-    ValueRecord, WallReading,
+    CallOutcome, CallRecord, Event, HttpRecord, InnerReads, Invocation, OutputChunk, SiteRecord,
+    Stream, ValueRecord, WallReading,
 };
 use super::stdio::{Capture, lock};
-use crate::host::{Call, CallHook};
+use crate::host::{Call, CallHook, Exchange};
 
 /// A marked call that is running (it missed), with what it has read and written so far.
 struct Frame {
@@ -43,6 +44,8 @@ pub struct RecordCounts {
     pub random_bytes: u64,
     /// Stdin bytes recorded.
     pub stdin_bytes: u64,
+    /// HTTP exchanges recorded.
+    pub http: u64,
 }
 
 /// The tape being recorded.
@@ -299,6 +302,25 @@ impl CallHook for RecordHook {
 
     fn failed(&mut self, _call: &Call<'_>, ticket: u64) {
         lock(&self.0).call_ended(ticket, None, |_| CallOutcome::Failed);
+    }
+
+    fn http_done(&mut self, exchange: &Exchange<'_>, result: &devstash_protocol::HttpResult) {
+        // `Set-Cookie` is a secret the server handed out: kept off tapes as off cache entries.
+        let result = result
+            .as_ref()
+            .map(crate::net::storable)
+            .map_err(Clone::clone);
+        let bytes = devstash_protocol::codec::encode(&result).expect("plain data encodes");
+        let mut r = lock(&self.0);
+        let result = r.value_id(&bytes);
+        let depth = r.frames.len() as u32;
+        r.counts.http += 1;
+        r.push(Event::Http(Box::new(HttpRecord {
+            key: *exchange.key,
+            preview: exchange.preview.to_string(),
+            result,
+            depth,
+        })));
     }
 }
 

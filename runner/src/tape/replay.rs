@@ -5,6 +5,9 @@
 //!   recording order, each writing again the output it produced when it ran; once they are used
 //!   up, the key's value keeps being served (as a store would) with no output. A call the tape
 //!   cannot answer never runs: it stops the replay with a [`Divergence`].
+//! - HTTP requests are matched by their tape key (method, URL, body and headers, with secret
+//!   headers by name only), served per key in recording order, then the key's last result. No
+//!   socket is opened; a request the tape holds no exchange for stops the replay.
 //! - Clocks and random bytes are served in recording order; one read more than recorded is a
 //!   divergence.
 //! - Stdin is served from the tape, then end of file.
@@ -17,10 +20,14 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock};
 
-use super::format::{CallOutcome, CallRecord, Event, Invocation, SiteRecord, Stream, Tape};
+use devstash_protocol::{HttpResult, codec};
+
+use super::format::{
+    CallOutcome, CallRecord, Event, HttpRecord, Invocation, SiteRecord, Stream, Tape,
+};
 use super::report::{args_preview, short_hex};
 use super::stdio::{Capture, lock, write_real};
-use crate::host::{Call, CallHook};
+use crate::host::{Call, CallHook, Exchange};
 
 /// Why a replay stopped: the program asked for something the tape cannot answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +60,23 @@ struct KeyCalls {
     value: Option<u32>,
 }
 
+/// The recorded HTTP exchanges of one key.
+#[derive(Default)]
+struct KeyExchanges {
+    /// Exchanges the program made itself, not yet served.
+    top: VecDeque<usize>,
+    /// The last result recorded for the key.
+    result: Option<u32>,
+}
+
+/// Most recorded exchanges a divergence report lists.
+const SHOWN: usize = 8;
+
 /// Counts for the closing line.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ReplayCounts {
+    /// HTTP requests answered.
+    pub http: u64,
     /// Marked calls answered.
     pub calls: u64,
     /// Clock readings served.
@@ -70,6 +91,8 @@ pub struct Player {
     values: Vec<Arc<[u8]>>,
     calls: Vec<CallRecord>,
     by_key: HashMap<[u8; 32], KeyCalls>,
+    exchanges: Vec<HttpRecord>,
+    http_by_key: HashMap<[u8; 32], KeyExchanges>,
     wall: VecDeque<Duration>,
     wall_total: usize,
     last_wall: Duration,
@@ -110,6 +133,8 @@ impl Player {
             values: Vec::new(),
             calls: Vec::new(),
             by_key: HashMap::new(),
+            exchanges: Vec::new(),
+            http_by_key: HashMap::new(),
             wall: VecDeque::new(),
             wall_total: 0,
             last_wall: Duration::ZERO,
@@ -170,6 +195,20 @@ impl Player {
                     Stream::Stderr => stderr.extend_from_slice(&o.bytes),
                 },
                 Event::Exit(e) => exit = Some(e),
+                Event::Http(h) => {
+                    if h.result as usize >= p.values.len() {
+                        bail!(
+                            "an HTTP exchange refers to value {}, which is not on the tape",
+                            h.result
+                        );
+                    }
+                    let k = p.http_by_key.entry(h.key).or_default();
+                    if h.depth == 0 {
+                        k.top.push_back(p.exchanges.len());
+                    }
+                    k.result = Some(h.result);
+                    p.exchanges.push(*h);
+                }
                 Event::Unknown { kind, .. } => bail!(
                     "it holds events of kind {kind}, which this devstash does not know: it was \
                      recorded by a newer devstash; update devstash to replay it"
@@ -271,6 +310,90 @@ impl Player {
         ))
     }
 
+    /// Answers an HTTP request from the tape, or diverges.
+    fn answer_http(&mut self, exchange: &Exchange<'_>) -> wasmtime::Result<HttpResult> {
+        let (next, fallback) = match self.http_by_key.get_mut(exchange.key) {
+            Some(k) => (
+                k.top.pop_front().map(|i| self.exchanges[i].result),
+                k.result,
+            ),
+            None => (None, None),
+        };
+        let Some(value) = next.or(fallback) else {
+            let details = self.http_details(exchange);
+            return Err(self.diverge(
+                "the program made an HTTP request that the tape holds no exchange for".into(),
+                details,
+            ));
+        };
+        match codec::decode::<HttpResult>(&self.values[value as usize]) {
+            Ok(result) => {
+                self.counts.http += 1;
+                Ok(result)
+            }
+            Err(e) => Err(self.diverge(
+                format!(
+                    "the recorded result of {} does not decode ({e})",
+                    exchange.preview
+                ),
+                "  the tape was written by a devstash whose HTTP results differ from this \
+                 one's; record it again"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The report's lines about an HTTP request: the request (redacted) and the exchanges the
+    /// tape holds instead, those to the same method and URL first.
+    fn http_details(&self, exchange: &Exchange<'_>) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "  request:   {}", exchange.preview);
+        let _ = writeln!(s, "  key:       {}", short_hex(exchange.key));
+        if self.exchanges.is_empty() {
+            let _ = write!(
+                s,
+                "  the tape:  holds no HTTP exchange: the recorded run made no request"
+            );
+            return s;
+        }
+        // The method and URL: the preview up to the redacted header names.
+        let target = |p: &str| p.split(" (").next().unwrap_or_default().to_string();
+        let wanted = target(exchange.preview);
+        let mut recorded: Vec<&HttpRecord> = self.exchanges.iter().collect();
+        recorded.sort_by_key(|h| target(&h.preview) != wanted);
+        let same = recorded
+            .iter()
+            .filter(|h| target(&h.preview) == wanted)
+            .count();
+        if same > 0 {
+            let _ = writeln!(
+                s,
+                "  note:      the tape holds {same} exchange{} with this method and URL, made \
+                 with other headers or another body",
+                if same == 1 { "" } else { "s" }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  the tape:  holds {} HTTP exchange{}:",
+            recorded.len(),
+            if recorded.len() == 1 { "" } else { "s" }
+        );
+        for h in recorded.iter().take(SHOWN) {
+            let what = match codec::decode::<HttpResult>(&self.values[h.result as usize]) {
+                Ok(Ok(r)) => format!("status {}", r.status),
+                Ok(Err(e)) => format!("error ({:?})", e.kind),
+                Err(_) => "a result that does not decode".into(),
+            };
+            let _ = writeln!(s, "             {}  -> {what}", h.preview);
+        }
+        if recorded.len() > SHOWN {
+            let _ = writeln!(s, "             … and {} more", recorded.len() - SHOWN);
+        }
+        s.truncate(s.trim_end().len());
+        s
+    }
+
     /// The report's lines about a call: the site, its arguments, and what the tape holds for
     /// the site instead.
     fn call_details(&self, call: &Call<'_>, args: &[u8]) -> String {
@@ -315,7 +438,6 @@ impl Player {
             recorded.len(),
             if recorded.len() == 1 { "" } else { "s" }
         );
-        const SHOWN: usize = 8;
         for c in recorded.iter().take(SHOWN) {
             let what = match c.outcome {
                 CallOutcome::Hit { value } | CallOutcome::Computed { value, .. } => {
@@ -440,6 +562,10 @@ impl CallHook for ReplayHook {
         refresh: bool,
     ) -> wasmtime::Result<Option<Arc<[u8]>>> {
         lock(&self.0).answer(call, args, refresh).map(Some)
+    }
+
+    fn http_answer(&mut self, exchange: &Exchange<'_>) -> wasmtime::Result<Option<HttpResult>> {
+        lock(&self.0).answer_http(exchange).map(Some)
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use similar::TextDiff;
 
-use super::format::{CallOutcome, Event, SiteRecord, Stream, Tape};
+use super::format::{CallOutcome, Event, HttpRecord, SiteRecord, Stream, Tape};
 use super::replay::Divergence;
 use crate::host::hex;
 
@@ -100,8 +100,8 @@ pub fn divergence(d: &Divergence, tape: &Path, module: &Path) -> String {
     format!(
         "devstash: replay diverged: {}\n{}\n  tape:      {}\n\
          hint: the program asked for something the recorded run did not, and a replay never \
-         runs a marked call nor reads a real clock or RNG; record the run again with `devstash \
-         record {}` (add your arguments after `--`)",
+         runs a marked call, makes an HTTP request, or reads a real clock or RNG; record the run \
+         again with `devstash record {}` (add your arguments after `--`)",
         d.summary,
         d.details,
         tape.display(),
@@ -185,6 +185,7 @@ pub fn summary(path: &Path, tape: &Tape) -> String {
     // Events by kind: count and encoded size.
     let mut by_kind: BTreeMap<u16, (u64, u64)> = BTreeMap::new();
     let mut sites: Vec<&SiteRecord> = Vec::new();
+    let mut exchanges: Vec<&HttpRecord> = Vec::new();
     let mut per_site: BTreeMap<u32, (u64, u64, u64, u64)> = BTreeMap::new();
     let (mut stdout, mut stderr, mut stdin, mut random) = (0u64, 0u64, 0u64, 0u64);
     let mut exit = None;
@@ -218,6 +219,7 @@ pub fn summary(path: &Path, tape: &Tape) -> String {
             Event::Stdin(b) => stdin += b.len() as u64,
             Event::Random(b) => random += b.len() as u64,
             Event::Exit(x) => exit = Some(x.clone()),
+            Event::Http(h) => exchanges.push(h),
             _ => {}
         }
     }
@@ -284,6 +286,21 @@ pub fn summary(path: &Path, tape: &Tape) -> String {
                 counts.join(", "),
                 site.value_type
             );
+        }
+    }
+    if !exchanges.is_empty() {
+        const SHOWN: usize = 16;
+        let _ = writeln!(s, "http exchanges:");
+        for h in exchanges.iter().take(SHOWN) {
+            let inside = if h.depth > 0 {
+                " (inside a marked call)"
+            } else {
+                ""
+            };
+            let _ = writeln!(s, "  {}{inside}", h.preview);
+        }
+        if exchanges.len() > SHOWN {
+            let _ = writeln!(s, "  … and {} more", exchanges.len() - SHOWN);
         }
     }
     s.truncate(s.trim_end().len());
@@ -369,6 +386,12 @@ mod tests {
         );
         assert!(
             s.contains("stdin 6 B, stdout 0 B, stderr 5 B, random 4 B"),
+            "{s}"
+        );
+        assert!(
+            s.contains(
+                "http exchanges:\n  GET http://127.0.0.1:8080/x (authorization: <redacted>)"
+            ),
             "{s}"
         );
     }

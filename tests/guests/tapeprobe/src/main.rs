@@ -172,6 +172,18 @@ fn main() {
                     }
                 }
                 "call" => println!("{}", stash!(double(if extra { 21 } else { 20 }))),
+                // GET URL, or URL?extra once the flag file exists.
+                "http" => {
+                    let url = if extra {
+                        format!("{}?extra", arg(3))
+                    } else {
+                        arg(3)
+                    };
+                    match devstash::http::get(&url) {
+                        Ok(r) => println!("http {} {}", r.status, r.text()),
+                        Err(e) => println!("http error: {e}"),
+                    }
+                }
                 other => panic!("unknown kind {other}"),
             }
             println!("done");
@@ -181,11 +193,15 @@ fn main() {
             Ok(_) => println!("connected to {}", arg(1)),
             Err(e) => println!("cannot connect to {}: {e}", arg(1)),
         },
-        // GET URL through the host.
-        "http" => match devstash::http::get(&arg(1)) {
-            Ok(r) => println!("http {} {}", r.status, r.text()),
-            Err(e) => println!("http error: {e}"),
-        },
+        // GET each URL through the host, uncached.
+        "http" => {
+            for url in &args[1..] {
+                match devstash::http::get(url) {
+                    Ok(r) => println!("http {} {}", r.status, r.text()),
+                    Err(e) => println!("http error: {e}"),
+                }
+            }
+        }
         "exit" => {
             println!("exiting with {}", num(1));
             std::process::exit(num(1) as i32)

@@ -1,0 +1,343 @@
+//! End-to-end tests of HTTP exchanges on tapes: `devstash record` writes every exchange of
+//! `devstash::http` to the tape (secrets redacted), and `devstash replay` answers the requests
+//! from it without a socket. Each test starts a real HTTP server on 127.0.0.1 that counts the
+//! requests it receives.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{Run, Sandbox, guest};
+
+/// A local server: `/repos/x` (JSON, with a `Set-Cookie`), `/v1/chat/completions` (JSON),
+/// `/count` (the number of requests received so far); anything else 404.
+struct Server {
+    port: u16,
+    requests: Arc<AtomicUsize>,
+    authorizations: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("a loopback port");
+        let port = server.server_addr().to_ip().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let authorizations = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, a, s) = (requests.clone(), authorizations.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            // Bounded: the loop ends when the test drops the server, and after 60 s at most.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !s.load(Ordering::SeqCst) && Instant::now() < deadline {
+                let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(50)) else {
+                    continue;
+                };
+                let n = r.fetch_add(1, Ordering::SeqCst) + 1;
+                for h in req.headers() {
+                    if h.field.equiv("Authorization") {
+                        a.lock().unwrap().push(h.value.as_str().to_string());
+                    }
+                }
+                let json =
+                    tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
+                let cookie =
+                    tiny_http::Header::from_bytes("Set-Cookie", "session=SESSIONSECRET").unwrap();
+                let response = match req.url() {
+                    "/repos/x" => tiny_http::Response::from_string(
+                        r#"{"full_name":"octo/x","stargazers_count":42,"description":"a test repo"}"#,
+                    )
+                    .with_header(json)
+                    .with_header(cookie),
+                    "/v1/chat/completions" => tiny_http::Response::from_string(
+                        r#"{"choices":[{"message":{"role":"assistant","content":"Hello from the local model."}}]}"#,
+                    )
+                    .with_header(json),
+                    "/count" => tiny_http::Response::from_string(format!("request {n}")),
+                    _ => tiny_http::Response::from_string("nope").with_status_code(404),
+                };
+                let _ = req.respond(response);
+            }
+        });
+        Server {
+            port,
+            requests,
+            authorizations,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn allow(&self) -> String {
+        format!("--allow-net=127.0.0.1:{}", self.port)
+    }
+
+    fn count(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The same run, byte for byte.
+fn assert_same(what: &str, a: &Run, b: &Run) {
+    assert_eq!(a.code, b.code, "{what}: exit code\n{a:?}\n{b:?}");
+    assert_eq!(a.stdout, b.stdout, "{what}: stdout");
+    assert_eq!(a.stderr, b.stderr, "{what}: stderr");
+}
+
+/// Replays `module` from `tape` (quietly, to compare its output with the recording's), then
+/// again with `--verify`, which must pass.
+fn replay_matches(sb: &Sandbox, module: &str, tape: &str, recorded: &Run) {
+    let replayed = sb.devstash(&["replay", "-q", module, tape]);
+    assert_same("replay", recorded, &replayed);
+    let verified = sb.devstash(&["replay", "--verify", module, tape]);
+    assert_eq!(verified.code, 0, "{verified:?}");
+    assert!(
+        verified
+            .stderr
+            .contains("verified: stdout, stderr and exit code match"),
+        "{verified:?}"
+    );
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_cached_request_replays_from_the_tape_with_the_server_gone() {
+    let module = guest("api");
+    let m = s(&module);
+    let sb = Sandbox::new();
+    let server = Server::start();
+    let url = server.url("/repos/x");
+    let recorded = sb.devstash(&["record", "-q", "-o", "api.tape", &server.allow(), m, &url]);
+    assert_eq!(recorded.code, 0, "{recorded:?}");
+    assert_eq!(recorded.stdout, "octo/x: 42 stars; a test repo\n");
+    assert_eq!(server.count(), 1);
+
+    // While the server still runs, a replay does not reach it.
+    replay_matches(&sb, m, "api.tape", &recorded);
+    assert_eq!(server.count(), 1, "a replay reached the server");
+
+    // Then with the server gone (a request would be refused and the output would differ).
+    drop(server);
+    replay_matches(&sb, m, "api.tape", &recorded);
+    let summary = sb.devstash(&["replay", m, "api.tape"]);
+    assert!(
+        summary
+            .stderr
+            .contains("0 marked calls and 1 HTTP request answered from the tape"),
+        "{summary:?}"
+    );
+
+    // A second recording is answered by the cache: that exchange is on its tape too.
+    let server = Server::start();
+    let url2 = server.url("/repos/x");
+    let first = sb.devstash(&["record", "-q", "-o", "a.tape", &server.allow(), m, &url2]);
+    let second = sb.devstash(&["record", "-o", "b.tape", &server.allow(), m, &url2]);
+    assert_eq!(server.count(), 1, "the second recording is a cache hit");
+    assert!(
+        second.stderr.contains("1 HTTP exchange,"),
+        "the recording counts it: {second:?}"
+    );
+    drop(server);
+    replay_matches(&sb, m, "a.tape", &first);
+    let hit = Run {
+        code: second.code,
+        stdout: second.stdout.clone(),
+        stderr: String::new(),
+    };
+    let replayed = sb.devstash(&["replay", "-q", m, "b.tape"]);
+    assert_same("replay of a hit", &hit, &replayed);
+
+    let inspect = sb.devstash(&["inspect", "b.tape"]);
+    assert_eq!(inspect.code, 0, "{inspect:?}");
+    assert!(
+        inspect
+            .stdout
+            .contains(&format!("http exchanges:\n  GET {url2}")),
+        "{inspect:?}"
+    );
+}
+
+#[test]
+fn uncached_requests_replay_in_recorded_order() {
+    let module = guest("tapeprobe");
+    let m = s(&module);
+    let sb = Sandbox::new();
+    let server = Server::start();
+    let (count, other) = (server.url("/count"), server.url("/nothing"));
+    // The same uncached request three times (each answer differs), and a 404.
+    let recorded = sb.devstash(&[
+        "record",
+        "-q",
+        "-o",
+        "t.tape",
+        &server.allow(),
+        m,
+        "http",
+        &count,
+        &other,
+        &count,
+        &count,
+    ]);
+    assert_eq!(
+        recorded.stdout,
+        format!(
+            "http 200 request 1\nhttp error: GET {other} answered 404\nhttp 200 request 3\n\
+             http 200 request 4\n"
+        ),
+        "{recorded:?}"
+    );
+    assert_eq!(server.count(), 4);
+    drop(server);
+    replay_matches(&sb, m, "t.tape", &recorded);
+    assert!(sb.entries().is_empty(), "uncached: nothing in the store");
+}
+
+#[test]
+fn secrets_stay_off_tapes_and_the_replay_still_matches() {
+    const SECRET: &str = "sk-test-TOPSECRET-7f3a91";
+    let module = guest("llm");
+    let m = s(&module);
+    let sb = Sandbox::new();
+    let server = Server::start();
+    let key = format!("OPENAI_API_KEY={SECRET}");
+    let base = format!("OPENAI_BASE_URL={}", server.url("/v1"));
+    let recorded = sb.devstash(&[
+        "record",
+        "-q",
+        "--env",
+        &key,
+        "--env",
+        &base,
+        &server.allow(),
+        m,
+        "Say",
+        "hello",
+    ]);
+    assert_eq!(recorded.code, 0, "{recorded:?}");
+    assert_eq!(recorded.stdout, "Hello from the local model.\n");
+    assert_eq!(server.count(), 1);
+    assert_eq!(
+        *server.authorizations.lock().unwrap(),
+        vec![format!("Bearer {SECRET}")],
+        "the recorded run sent the real key"
+    );
+
+    let files = files_under(&sb.cache());
+    let tape = sb.cache().join("tapes/llm.tape");
+    assert!(files.contains(&tape), "{files:?}");
+    assert!(
+        files.len() >= 2,
+        "the tape and the stored response: {files:?}"
+    );
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !contains(&bytes, SECRET.as_bytes()),
+            "{} holds the secret",
+            f.display()
+        );
+        assert!(
+            !contains(&bytes, b"SESSIONSECRET"),
+            "{} holds a cookie",
+            f.display()
+        );
+    }
+    let tape_bytes = std::fs::read(&tape).unwrap();
+    assert!(contains(&tape_bytes, b"<redacted by devstash>"));
+    assert!(contains(&tape_bytes, b"(Authorization: <redacted>)"));
+
+    drop(server);
+    replay_matches(&sb, m, s(&tape), &recorded);
+}
+
+#[test]
+fn a_request_the_tape_does_not_hold_is_a_divergence() {
+    let module = guest("tapeprobe");
+    let m = s(&module);
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.path().join("d")).unwrap();
+    let server = Server::start();
+    let url = server.url("/count");
+    let recorded = sb.devstash(&[
+        "record",
+        "-q",
+        "--dir",
+        "d",
+        "-o",
+        "t.tape",
+        &server.allow(),
+        m,
+        "more",
+        "http",
+        "d/flag",
+        &url,
+    ]);
+    assert_eq!(
+        recorded.stdout, "http 200 request 1\ndone\n",
+        "{recorded:?}"
+    );
+    // Files are not on the tape: with the flag, the program asks for `URL?extra` instead.
+    std::fs::write(sb.path().join("d/flag"), "").unwrap();
+    let replayed = sb.devstash(&["replay", "--dir", "d:ro", m, "t.tape"]);
+    assert_eq!(replayed.code, 123, "{replayed:?}");
+    for needle in [
+        "replay diverged: the program made an HTTP request that the tape holds no exchange for",
+        &format!("request:   GET {url}?extra"),
+        "the tape:  holds 1 HTTP exchange:",
+        &format!("GET {url}  -> status 200"),
+        "record the run again with `devstash record",
+    ] {
+        assert!(
+            replayed.stderr.contains(needle),
+            "{needle:?} in {replayed:?}"
+        );
+    }
+    assert!(
+        !replayed.stderr.contains("without --offline"),
+        "{replayed:?}"
+    );
+    assert!(!replayed.stdout.contains("done"), "stopped at the request");
+    assert_eq!(server.count(), 1, "the replay reached the server");
+}
