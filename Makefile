@@ -47,7 +47,7 @@ bench:
 
 ## fuzz: each fuzz target for FUZZ_SECONDS (default 60) with cargo-fuzz (libFuzzer)
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := entry_decode protocol_decode host_imports
+FUZZ_TARGETS := entry_decode tape_decode protocol_decode host_imports
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && for t in $(FUZZ_TARGETS); do \

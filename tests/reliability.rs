@@ -453,3 +453,62 @@ fn a_cache_without_its_pack_heals_it() {
     let again = sb.run(&probe, &["many", "60"]);
     assert!(again.stderr.contains("60 hits"), "{again:?}");
 }
+
+#[test]
+fn clear_racing_runs_never_yields_a_wrong_value() {
+    let probe = guest("probe");
+    let p = probe.to_str().unwrap();
+    let sb = Sandbox::new();
+    let mut removals_in_flight = 0;
+    for round in 0..ROUNDS {
+        sb.run(&probe, &["many", "60"]); // something for the clears to remove
+        let mut runs: Vec<_> = (0..4)
+            .map(|_| run_in(&sb, &["run", p, "many", "60"]).spawn().unwrap())
+            .collect();
+        // Clear again and again for as long as any run is alive (bounded).
+        for _ in 0..500 {
+            let clear: Run = run_in(&sb, &["clear", "--all"]).output().unwrap().into();
+            assert_eq!(clear.code, 0, "round {round}: {clear:?}");
+            let live = runs
+                .iter_mut()
+                .map(|c| c.try_wait().unwrap().is_none())
+                .filter(|alive| *alive)
+                .count();
+            if clear.stdout.starts_with("removed")
+                && !clear.stdout.starts_with("removed 0 entries")
+                && live > 0
+            {
+                removals_in_flight += 1;
+            }
+            if live == 0 {
+                break;
+            }
+        }
+        for child in runs {
+            let out: Run = child.wait_with_output().unwrap().into();
+            assert_eq!(out.code, 0, "round {round}: {out:?}");
+            assert_eq!(
+                out.stdout.lines().last(),
+                Some("total 3540"),
+                "round {round}: {out:?}"
+            );
+            assert!(!out.stderr.contains("panicked"), "round {round}: {out:?}");
+        }
+        // Whatever survived verifies: a run now is right, with no warning.
+        let after = sb.run(&probe, &["many", "60"]);
+        assert_eq!(
+            after.stdout.lines().last(),
+            Some("total 3540"),
+            "round {round}: {after:?}"
+        );
+        assert!(
+            !after.stderr.contains("warning"),
+            "round {round}: {after:?}"
+        );
+    }
+    assert!(
+        removals_in_flight >= ROUNDS,
+        "clears removed entries under running runs only {removals_in_flight} times"
+    );
+    eprintln!("{removals_in_flight} clears removed entries while runs were in flight");
+}
