@@ -166,15 +166,39 @@ impl Prepared {
     /// sorted; secret values as blake3 hashes, so another key gets another entry without the
     /// secret being stored).
     pub fn key(&self, policy: &NetPolicy) -> [u8; 32] {
-        let mut headers: Vec<(String, String)> = self
+        self.key_with(policy, KEY_VERSION, |secret| {
+            Some(format!(
+                "blake3:{}",
+                blake3::hash(secret.as_bytes()).to_hex()
+            ))
+        })
+    }
+
+    /// The key of this exchange on a tape: like [`Prepared::key`], but with secret headers
+    /// present by name only. A tape stores the environment with secrets redacted, so a replayed
+    /// program sends a placeholder where the recorded one sent the real token, and its requests
+    /// must still match.
+    pub fn tape_key(&self, policy: &NetPolicy) -> [u8; 32] {
+        self.key_with(policy, TAPE_KEY_VERSION, |_| None)
+    }
+
+    /// blake3 over method, URL, body and the sorted headers, each secret value replaced by what
+    /// `secret` makes of it.
+    fn key_with(
+        &self,
+        policy: &NetPolicy,
+        version: &str,
+        secret: impl Fn(&str) -> Option<String>,
+    ) -> [u8; 32] {
+        let mut headers: Vec<(String, Option<String>)> = self
             .request
             .headers
             .iter()
             .map(|(k, v)| {
                 let v = if policy.is_secret(k) {
-                    format!("blake3:{}", blake3::hash(v.as_bytes()).to_hex())
+                    secret(v)
                 } else {
-                    v.clone()
+                    Some(v.clone())
                 };
                 (k.to_ascii_lowercase(), v)
             })
@@ -187,33 +211,7 @@ impl Prepared {
             headers,
         );
         let args = devstash_protocol::codec::encode(&material).expect("plain data encodes");
-        KeyHasher::for_site(&self.site(), KEY_VERSION).key(&args)
-    }
-
-    /// The key of this exchange on a tape: method, URL, body and the non-secret headers (names
-    /// lowercased, sorted), with secret headers present by name only. Unlike [`Prepared::key`],
-    /// it does not depend on secret values at all: a tape stores the environment with secrets
-    /// redacted, so a replayed program sends a placeholder where the recorded one sent the real
-    /// token, and its requests must still match.
-    pub fn tape_key(&self, policy: &NetPolicy) -> [u8; 32] {
-        let mut headers: Vec<(String, Option<&str>)> = self
-            .request
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                let v = (!policy.is_secret(k)).then_some(v.as_str());
-                (k.to_ascii_lowercase(), v)
-            })
-            .collect();
-        headers.sort();
-        let material = (
-            &self.request.method,
-            self.url.as_str(),
-            &self.request.body,
-            headers,
-        );
-        let args = devstash_protocol::codec::encode(&material).expect("plain data encodes");
-        KeyHasher::for_site(&self.site(), TAPE_KEY_VERSION).key(&args)
+        KeyHasher::for_site(&self.site(), version).key(&args)
     }
 
     /// A one-line description with secret values redacted, for previews and messages.
