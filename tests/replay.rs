@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Run, Sandbox, guest};
+use common::{Run, Sandbox, assert_same, guest};
 
 /// `devstash ARGS` with `input` on stdin.
 fn with_stdin(sb: &Sandbox, args: &[&str], input: &[u8]) -> Run {
@@ -26,13 +26,6 @@ fn with_stdin(sb: &Sandbox, args: &[&str], input: &[u8]) -> Run {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// The same run, byte for byte.
-fn assert_same(what: &str, a: &Run, b: &Run) {
-    assert_eq!(a.code, b.code, "{what}: exit code\n{a:?}\n{b:?}");
-    assert_eq!(a.stdout, b.stdout, "{what}: stdout");
-    assert_eq!(a.stderr, b.stderr, "{what}: stderr");
 }
 
 fn assert_no_panic(r: &Run) {

@@ -7,19 +7,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Run, Sandbox, guest};
+use common::{Run, Sandbox, assert_same, guest};
 
 use common::server::Server;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// The same run, byte for byte.
-fn assert_same(what: &str, a: &Run, b: &Run) {
-    assert_eq!(a.code, b.code, "{what}: exit code\n{a:?}\n{b:?}");
-    assert_eq!(a.stdout, b.stdout, "{what}: stdout");
-    assert_eq!(a.stderr, b.stderr, "{what}: stderr");
 }
 
 /// Replays `module` from `tape` (quietly, to compare its output with the recording's), then

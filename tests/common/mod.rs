@@ -123,6 +123,13 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Asserts that two runs are the same, byte for byte: exit code, stdout and stderr.
+pub fn assert_same(what: &str, a: &Run, b: &Run) {
+    assert_eq!(a.code, b.code, "{what}: exit code\n{a:?}\n{b:?}");
+    assert_eq!(a.stdout, b.stdout, "{what}: stdout");
+    assert_eq!(a.stderr, b.stderr, "{what}: stderr");
+}
+
 impl From<Output> for Run {
     fn from(o: Output) -> Run {
         Run {
