@@ -11,6 +11,16 @@ use std::time::Duration;
 
 use common::{Run, Sandbox, guest};
 
+/// Asserts that a `probe many 60` run ended well with the right total (0 + 2 + … + 2·59).
+fn assert_total_3540(out: &Run, round: usize) {
+    assert_eq!(out.code, 0, "round {round}: {out:?}");
+    assert_eq!(
+        out.stdout.lines().last(),
+        Some("total 3540"),
+        "round {round}: {out:?}"
+    );
+}
+
 /// Processes racing on one cold cache, and how many rounds.
 const RACERS: usize = 8;
 const ROUNDS: usize = 5;
@@ -35,12 +45,7 @@ fn concurrent_runs_on_a_cold_cache_agree() {
             .collect();
         for child in children {
             let out: Run = child.wait_with_output().unwrap().into();
-            assert_eq!(out.code, 0, "round {round}: {out:?}");
-            assert_eq!(
-                out.stdout.lines().last(),
-                Some("total 3540"),
-                "round {round}: {out:?}"
-            );
+            assert_total_3540(&out, round);
             assert!(!out.stderr.contains("warning"), "round {round}: {out:?}");
         }
         // Every entry the racers left verifies: a later run is all hits.
@@ -492,12 +497,7 @@ fn clear_racing_runs_never_yields_a_wrong_value() {
         }
         for child in runs {
             let out: Run = child.wait_with_output().unwrap().into();
-            assert_eq!(out.code, 0, "round {round}: {out:?}");
-            assert_eq!(
-                out.stdout.lines().last(),
-                Some("total 3540"),
-                "round {round}: {out:?}"
-            );
+            assert_total_3540(&out, round);
             assert!(!out.stderr.contains("panicked"), "round {round}: {out:?}");
         }
         // Whatever survived verifies: a run now is right, with no warning.

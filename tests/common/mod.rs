@@ -28,16 +28,7 @@ pub fn guest_target_dir() -> PathBuf {
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(workspace())
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip1",
-                "--target-dir",
-            ])
-            .arg(guest_target_dir());
+        let mut cmd = wasm_build(&workspace(), &guest_target_dir());
         for pkg in [
             "quickstart",
             "parse",
@@ -85,8 +76,15 @@ pub fn try_build_crate(dir: &Path) -> Output {
     // Builds share one target directory (so dependencies compile once); one at a time.
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    Command::new(env!("CARGO"))
-        .current_dir(dir)
+    wasm_build(dir, &guest_target_dir().join("standalone"))
+        .output()
+        .expect("cargo runs")
+}
+
+/// `cargo build --release --target wasm32-wasip1` in `dir`, into `target_dir`.
+fn wasm_build(dir: &Path, target_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(dir)
         .args([
             "build",
             "--release",
@@ -94,9 +92,8 @@ pub fn try_build_crate(dir: &Path) -> Output {
             "wasm32-wasip1",
             "--target-dir",
         ])
-        .arg(guest_target_dir().join("standalone"))
-        .output()
-        .expect("cargo runs")
+        .arg(target_dir);
+    cmd
 }
 
 /// Every `devstash` import, declared for hand-written WAT guests: `$reg`, `$get`, `$take`,
