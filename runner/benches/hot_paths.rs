@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the functions on a hit's path: key hashing, entry decoding (with its
-//! checksum) and encoding, and a lookup through the pack. `cargo bench -p devstash-runner`.
+//! checksum) and encoding, a lookup through the pack, and the checksum of a large value's
+//! segment. `cargo bench -p devstash-runner`.
 
 use std::hint::black_box;
 
@@ -7,7 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use devstash_protocol::KeyHasher;
 use devstash_runner::store::disk::DiskTier;
 use devstash_runner::store::names::entry_file_name;
-use devstash_runner::store::{Entry, EntryRef, Header, Lookup, Tier};
+use devstash_runner::store::{Entry, EntryRef, Header, Lookup, Tier, checksum};
 
 fn header(key: &str, len: usize) -> Header {
     Header {
@@ -58,6 +59,11 @@ fn hot_paths(c: &mut Criterion) {
             Lookup::Found(e) => e,
             other => panic!("{other:?}"),
         })
+    });
+
+    let segment = vec![7u8; checksum::SEGMENT];
+    c.bench_function("checksum: one 1 MiB segment", |b| {
+        b.iter(|| checksum::segment(black_box(&segment)))
     });
 }
 

@@ -353,9 +353,12 @@ fn ending(e: wasmtime::Error, limits: &LimitArgs) -> Exit {
 
 /// `devstash run`.
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<i32> {
+    let tier = DiskTier::new(&global.cache_dir);
+    if !args.cache.no_cache {
+        tier.prefetch();
+    }
     let prepared = prepare(global, &args.module)?;
     let wasi = sandbox(&args.module).builder()?.build_p1();
-    let tier = DiskTier::new(&global.cache_dir);
     let stash = StashHost::new(Box::new(tier), policy(&args.cache, &args.net)?)
         .with_net(net_policy(&args.net)?);
     let outcome = execute(&prepared, wasi, stash)?;

@@ -140,6 +140,10 @@ pub fn default_tape(global: &GlobalArgs, module: &Path) -> PathBuf {
 
 /// Runs `devstash record`.
 pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
+    let tier = DiskTier::new(&global.cache_dir);
+    if !args.cache.no_cache {
+        tier.prefetch();
+    }
     let prepared = run::prepare(global, &args.module)?;
     let sandbox = run::sandbox(&args.module);
     let path = args
@@ -167,12 +171,9 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
         .stdin(RecordingStdin::new(recorder.clone()))
         .stdout(TeeOutput::new(Stream::Stdout, tty[1], recorder.clone()))
         .stderr(TeeOutput::new(Stream::Stderr, tty[2], recorder.clone()));
-    let stash = StashHost::new(
-        Box::new(DiskTier::new(&global.cache_dir)),
-        run::policy(&args.cache, &args.net)?,
-    )
-    .with_net(run::net_policy(&args.net)?)
-    .with_hook(Box::new(RecordHook(recorder.clone())));
+    let stash = StashHost::new(Box::new(tier), run::policy(&args.cache, &args.net)?)
+        .with_net(run::net_policy(&args.net)?)
+        .with_hook(Box::new(RecordHook(recorder.clone())));
     let rng = recorder.clone();
     let outcome = run::execute_with(&prepared, wasi.build_p1(), stash, |linker, _| {
         wasi::random_get(linker, move |buf| {
