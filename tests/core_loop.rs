@@ -271,6 +271,105 @@ fn corrupt_or_truncated_entries_are_misses_with_a_warning() {
     }
 }
 
+/// The pack of entry copies never answers for an entry whose file was removed by hand, whether
+/// the run loads it on demand (a small cache) or ahead, on another thread (a large one).
+#[test]
+fn entries_removed_by_hand_are_recomputed_despite_the_pack() {
+    for calls in ["40", "400"] {
+        let sb = Sandbox::new();
+        let probe = guest("probe");
+        let first = sb.run(&probe, &["many", calls]);
+        let total = first.stdout.lines().last().unwrap().to_string();
+        let pack = std::fs::metadata(sb.cache().join("index.pack"))
+            .unwrap()
+            .len();
+        // 400 small entries make a pack large enough to be loaded ahead (16 KiB and more).
+        assert_eq!(pack >= 16 << 10, calls == "400", "pack of {pack} bytes");
+        let mut entries = sb.entries();
+        entries.sort();
+        for e in entries.iter().step_by(entries.len() / 3).take(3) {
+            std::fs::remove_file(e).unwrap();
+        }
+        let again = sb.run(&probe, &["many", calls]);
+        assert_eq!(
+            again.stdout.lines().last(),
+            Some(total.as_str()),
+            "{again:?}"
+        );
+        assert_eq!(again.stdout.matches("computed").count(), 3, "{again:?}");
+        let hits = format!(
+            "{} hits, 3 misses, 3 stored",
+            calls.parse::<u32>().unwrap() - 3
+        );
+        assert!(again.stderr.contains(&hits), "{again:?}");
+        let third = sb.run(&probe, &["many", calls]);
+        assert!(!third.stdout.contains("computed"), "{third:?}");
+    }
+}
+
+/// Values of every restore path, small and large: bytes, text and byte buffers (read straight
+/// into their buffer) and a struct (decoded), each stored once and then restored intact.
+#[test]
+fn values_of_every_size_restore_intact() {
+    let sb = Sandbox::new();
+    let probe = guest("probe");
+    // 9 MiB spans enough checksum segments to be read by several threads.
+    for size in ["0", "1", "127", "128", "70000", "3000000", "9437184"] {
+        for cmd in ["big", "text", "bytes"] {
+            let first = sb.run(&probe, &[cmd, size]);
+            let label = if cmd == "big" { "blob" } else { cmd };
+            let want = format!("{label} {size} bytes, intact");
+            assert!(first.stdout.contains(&want), "{cmd} {size}: {first:?}");
+            assert!(first.stdout.contains("computed"), "{cmd} {size}: {first:?}");
+            let again = sb.run(&probe, &[cmd, size]);
+            assert!(again.stdout.contains(&want), "{cmd} {size}: {again:?}");
+            assert!(
+                !again.stdout.contains("computed"),
+                "{cmd} {size}: {again:?}"
+            );
+            assert!(again.stderr.contains("1 hit"), "{cmd} {size}: {again:?}");
+        }
+    }
+}
+
+/// A large entry is verified as it is read into the guest: damage anywhere in it (header,
+/// middle, last byte) is caught, reported, recomputed and rewritten.
+#[test]
+fn damage_in_a_large_entry_is_caught_as_it_is_read() {
+    let sb = Sandbox::new();
+    let probe = guest("probe");
+    let size = (9 << 20).to_string();
+    sb.run(&probe, &["bytes", &size]);
+    let entry = sb.entries().remove(0);
+    let good = std::fs::read(&entry).unwrap();
+    let header_end = good.iter().position(|&b| b == b'\n').unwrap() + 20;
+    for at in [header_end, good.len() / 2, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x01;
+        std::fs::write(&entry, &bad).unwrap();
+        let r = sb.run(&probe, &["bytes", &size]);
+        assert_eq!(r.code, 0, "flip at {at}: {r:?}");
+        assert!(
+            r.stdout.contains("computed") && r.stdout.contains("intact"),
+            "flip at {at}: {r:?}"
+        );
+        assert!(
+            r.stderr.contains("warning:") && r.stderr.contains("recomputing"),
+            "flip at {at}: {r:?}"
+        );
+        assert!(
+            r.stderr.contains("0 hits, 1 miss, 1 stored"),
+            "flip at {at}: {r:?}"
+        );
+        let next = sb.run(&probe, &["bytes", &size]);
+        assert!(
+            !next.stdout.contains("computed") && next.stdout.contains("intact"),
+            "flip at {at}: {next:?}"
+        );
+        assert!(!next.stderr.contains("warning"), "flip at {at}: {next:?}");
+    }
+}
+
 #[test]
 fn exit_codes_and_traps() {
     let sb = Sandbox::new();

@@ -321,6 +321,10 @@ fn hostile_arguments_to_every_import_trap_cleanly() {
             "no pending value",
         ),
         (
+            "(call $read (i64.const 0) (i32.const 0) (i32.const 4)) drop",
+            "no pending value",
+        ),
+        (
             "(call $put (i64.const -1) (i32.const 0) (i32.const -1) (i32.const 0) (i32.const 0)) drop",
             "unknown ticket -1",
         ),
@@ -353,6 +357,73 @@ fn hostile_arguments_to_every_import_trap_cleanly() {
         assert!(r.stderr.contains(expected), "{body}: {r:?}");
         assert!(!r.stderr.contains("panicked"), "{body}: {r:?}");
     }
+}
+
+/// Reads of a pending value outside it, or into memory the guest does not have, trap with the
+/// import named; the value stays intact for a well-behaved run.
+#[test]
+fn hostile_reads_of_a_pending_value_trap_cleanly() {
+    // Registers a site (ABI 1), stores "abc" under empty arguments, looks it up again (a hit,
+    // 3 bytes pending), then makes the read under test.
+    let setup = r#"(local $h i32)
+        (local.set $h (call $reg (i32.const 200) (i32.const 12)))
+        (call $get (local.get $h) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 64)) drop
+        (call $put (i64.load (i32.const 64)) (i32.const 300) (i32.const 3) (i32.const 0) (i32.const 0)) drop
+        (call $get (local.get $h) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 64)) drop"#;
+    let cases = [
+        (
+            "(call $read (i64.const 2) (i32.const 100) (i32.const 5)) drop",
+            "are not readable",
+        ),
+        (
+            "(call $read (i64.const -1) (i32.const 100) (i32.const 1)) drop",
+            "are not readable",
+        ),
+        (
+            "(call $read (i64.const 0) (i32.const 65534) (i32.const 3)) drop",
+            "outside the guest's memory",
+        ),
+        (
+            "(call $take (i32.const 100) (i32.const 2)) drop",
+            "asked for 2 bytes",
+        ),
+    ];
+    for (read, expected) in cases {
+        let sb = Sandbox::new();
+        let wat = format!(
+            r#"(module {imports}
+                (memory (export "memory") 1)
+                (data (i32.const 200) "\01\01m\01c\01f\01\00\00\00\00")
+                (data (i32.const 300) "abc")
+                (func (export "_start") {setup} {read}))"#,
+            imports = common::DEVSTASH_IMPORTS_WAT
+        );
+        let m = sb.path().join("hostile.wat");
+        std::fs::write(&m, wat).unwrap();
+        let r = sb.run(&m, &[]);
+        assert_eq!(r.code, 134, "{read}: {r:?}");
+        assert!(r.stderr.contains(expected), "{read}: {r:?}");
+        assert!(r.stderr.contains("devstash::stash_"), "{read}: {r:?}");
+        assert!(!r.stderr.contains("panicked"), "{read}: {r:?}");
+    }
+    // The same sequence with reads in bounds gets the value back, in parts.
+    let sb = Sandbox::new();
+    let wat = format!(
+        r#"(module {imports}
+            (memory (export "memory") 1)
+            (data (i32.const 200) "\01\01m\01c\01f\01\00\00\00\00")
+            (data (i32.const 300) "abc")
+            (func (export "_start") {setup}
+                (call $read (i64.const 0) (i32.const 100) (i32.const 1)) drop
+                (call $read (i64.const 1) (i32.const 101) (i32.const 2)) drop
+                (if (i32.ne (i32.load8_u (i32.const 102)) (i32.const 99)) (then unreachable))))"#,
+        imports = common::DEVSTASH_IMPORTS_WAT
+    );
+    let m = sb.path().join("polite.wat");
+    std::fs::write(&m, wat).unwrap();
+    let r = sb.run(&m, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("1 hit, 1 miss, 1 stored"), "{r:?}");
 }
 
 /// Runs `devstash ARGS`, failing the test (instead of hanging it) if the process outlives

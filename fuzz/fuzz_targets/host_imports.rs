@@ -24,6 +24,7 @@ const DRIVER: &str = r#"(module
   (import "devstash" "site_register" (func $reg (param i32 i32) (result i32)))
   (import "devstash" "stash_get" (func $get (param i32 i32 i32 i32 i32) (result i32)))
   (import "devstash" "stash_take" (func $take (param i32 i32) (result i32)))
+  (import "devstash" "stash_read" (func $read (param i64 i32 i32) (result i32)))
   (import "devstash" "stash_put" (func $put (param i64 i32 i32 i32 i32) (result i32)))
   (import "devstash" "stash_forget" (func $forget (param i64) (result i32)))
   (import "devstash" "log" (func $log (param i32 i32 i32) (result i32)))
@@ -38,6 +39,7 @@ const DRIVER: &str = r#"(module
       (if (i32.eq (local.get $which) (i32.const 3)) (then (br $out (call $put (i64.extend_i32_s (local.get $a)) (local.get $b) (local.get $c) (local.get $d) (local.get $e)))))
       (if (i32.eq (local.get $which) (i32.const 4)) (then (br $out (call $forget (i64.extend_i32_s (local.get $a))))))
       (if (i32.eq (local.get $which) (i32.const 5)) (then (br $out (call $log (local.get $a) (local.get $b) (local.get $c)))))
+      (if (i32.eq (local.get $which) (i32.const 6)) (then (br $out (call $read (i64.extend_i32_s (local.get $a)) (local.get $b) (local.get $c)))))
       (call $http (local.get $a) (local.get $b) (local.get $c)))))"#;
 
 /// The engine, the driver module, and a scratch cache directory (the fuzzer may store entries).
@@ -67,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
     memory.data_mut(&mut store)[..seed.len()].copy_from_slice(seed);
     for chunk in calls.chunks_exact(24).take(64) {
         let word = |i: usize| i32::from_le_bytes(chunk[i * 4..i * 4 + 4].try_into().unwrap());
-        let which = word(0).rem_euclid(7);
+        let which = word(0).rem_euclid(8);
         // Small values are far likelier to reach the interesting paths.
         let arg = |i: usize| if word(i) & 0x100 != 0 { word(i) } else { word(i) & 0x3ff };
         if call.call(&mut store, (which, arg(1), arg(2), arg(3), arg(4), arg(5))).is_err() {

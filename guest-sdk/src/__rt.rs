@@ -3,8 +3,9 @@
 //!
 //! The expansion owns the evaluated arguments as one tuple `A`, encodes the key from them before
 //! the call can move them, and hands both to [`Probed`], whose methods are picked by
-//! autoref-based dispatch on the concrete return type: a `Result<T, E>` stores only `Ok(T)`,
-//! anything else stores the whole value.
+//! autoref-based dispatch on the concrete return type: a `Result<T, E>` stores only `Ok(T)`;
+//! bytes and strings (`Vec<u8>`, `String`, `serde_bytes::ByteBuf`) are restored straight into
+//! their final buffer; anything else stores the whole value.
 
 use core::cell::Cell;
 use core::marker::PhantomData;
@@ -183,6 +184,90 @@ where
     }
 }
 
+/// Value types whose postcard form is a length and their bytes, restored by reading those bytes
+/// straight into the value's own buffer: one copy from the host, none in the guest.
+pub trait RawBytes: Sized {
+    /// The value's bytes.
+    fn as_raw(&self) -> &[u8];
+    /// The value from its bytes, or `None` if they are not a valid value.
+    fn from_raw(bytes: Vec<u8>) -> Option<Self>;
+}
+
+impl RawBytes for Vec<u8> {
+    fn as_raw(&self) -> &[u8] {
+        self
+    }
+    fn from_raw(bytes: Vec<u8>) -> Option<Self> {
+        Some(bytes)
+    }
+}
+
+impl RawBytes for String {
+    fn as_raw(&self) -> &[u8] {
+        self.as_bytes()
+    }
+    fn from_raw(bytes: Vec<u8>) -> Option<Self> {
+        String::from_utf8(bytes).ok()
+    }
+}
+
+impl RawBytes for serde_bytes::ByteBuf {
+    fn as_raw(&self) -> &[u8] {
+        self
+    }
+    fn from_raw(bytes: Vec<u8>) -> Option<Self> {
+        Some(serde_bytes::ByteBuf::from(bytes))
+    }
+}
+
+/// Dispatch for bytes and strings (see [`RawBytes`]); same priority as [`StashOk`], whose
+/// types never overlap with these.
+pub trait StashBytes<A, R> {
+    /// Runs the call or returns its stored value.
+    fn __devstash_run(
+        self,
+        site: &'static Site,
+        key: KeyBytes,
+        preview: fn(&A) -> Option<String>,
+        args: A,
+    ) -> R;
+}
+
+impl<A, R, F> StashBytes<A, R> for &Probed<A, R, F>
+where
+    R: RawBytes,
+    F: FnOnce(A) -> R,
+{
+    #[inline]
+    fn __devstash_run(
+        self,
+        site: &'static Site,
+        key: KeyBytes,
+        preview: fn(&A) -> Option<String>,
+        args: A,
+    ) -> R {
+        let call = self.take();
+        #[cfg(target_arch = "wasm32")]
+        {
+            match imp::lookup_raw::<R>(site, &key) {
+                imp::Lookup::Hit(v) => v,
+                imp::Lookup::Miss(ticket) => {
+                    let text = preview(&args);
+                    let value = call(args);
+                    imp::store_raw(ticket, value.as_raw(), text);
+                    value
+                }
+                imp::Lookup::Uncached => call(args),
+            }
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = (site, key, preview);
+            call(args)
+        }
+    }
+}
+
 /// Dispatch for every other value type: the whole value is stored.
 pub trait StashValue<A, R> {
     /// Runs the call or returns its stored value.
@@ -288,18 +373,35 @@ mod imp {
         (status, out)
     }
 
-    pub fn lookup<V: DeserializeOwned>(site: &'static Site, key: &KeyBytes) -> Lookup<V> {
+    /// The site's handle and the call's key bytes, or `None` when the call runs uncached.
+    fn prepare<'k, V>(site: &'static Site, key: &'k KeyBytes) -> Option<(i32, &'k [u8])> {
         let Some(args) = &key.0 else {
             warn(
                 site,
                 "its arguments could not be encoded; the call runs uncached",
             );
-            return Lookup::Uncached;
+            return None;
         };
         let h = handle::<V>(site);
-        if h == DISABLED {
-            return Lookup::Uncached;
+        (h != DISABLED).then_some((h, args.as_slice()))
+    }
+
+    /// After a stored value could not be used: a ticket to recompute it. `undecodable` is set
+    /// when the value was read but is not a `V` (a corrupt one was reported by the runner).
+    fn refresh<V>(site: &'static Site, h: i32, args: &[u8], undecodable: bool) -> Lookup<V> {
+        if undecodable {
+            warn(site, "its stored value no longer decodes; recomputing");
         }
+        match get(h, args, get_flags::REFRESH) {
+            (s, ticket) if s == Status::Miss as i32 => Lookup::Miss(ticket as i64),
+            _ => Lookup::Uncached,
+        }
+    }
+
+    pub fn lookup<V: DeserializeOwned>(site: &'static Site, key: &KeyBytes) -> Lookup<V> {
+        let Some((h, args)) = prepare::<V>(site, key) else {
+            return Lookup::Uncached;
+        };
         let (status, out) = get(h, args, 0);
         match Status::from_raw(status) {
             Some(Status::Hit) => {
@@ -308,21 +410,84 @@ mod imp {
                 // SAFETY: `buf` has capacity `len`; the host writes exactly `len` bytes or
                 // fails, and the length is only set after success.
                 let taken = unsafe { abi::stash_take(buf.as_mut_ptr(), len) };
-                if taken == Status::Hit as i32 {
-                    unsafe { buf.set_len(len) };
-                    if let Ok(v) = codec::decode::<V>(&buf) {
-                        return Lookup::Hit(v);
-                    }
-                    warn(site, "its stored value no longer decodes; recomputing");
+                if taken != Status::Hit as i32 {
+                    return refresh(site, h, args, false);
                 }
-                match get(h, args, get_flags::REFRESH) {
-                    (s, ticket) if s == Status::Miss as i32 => Lookup::Miss(ticket as i64),
-                    _ => Lookup::Uncached,
+                unsafe { buf.set_len(len) };
+                match codec::decode::<V>(&buf) {
+                    Ok(v) => Lookup::Hit(v),
+                    Err(_) => refresh(site, h, args, true),
                 }
             }
             Some(Status::Miss) => Lookup::Miss(out as i64),
             _ => Lookup::Uncached,
         }
+    }
+
+    /// Like [`lookup`], for a [`RawBytes`] value: its length prefix is read first, then its
+    /// bytes straight into the value's buffer.
+    pub fn lookup_raw<V: RawBytes>(site: &'static Site, key: &KeyBytes) -> Lookup<V> {
+        let Some((h, args)) = prepare::<V>(site, key) else {
+            return Lookup::Uncached;
+        };
+        let (status, out) = get(h, args, 0);
+        match Status::from_raw(status) {
+            Some(Status::Hit) => match read_raw(out) {
+                Ok(bytes) => match V::from_raw(bytes) {
+                    Some(v) => Lookup::Hit(v),
+                    None => refresh(site, h, args, true),
+                },
+                Err(undecodable) => refresh(site, h, args, undecodable),
+            },
+            Some(Status::Miss) => Lookup::Miss(out as i64),
+            _ => Lookup::Uncached,
+        }
+    }
+
+    /// Reads a pending value of `total` bytes that holds a length prefix and that many bytes.
+    /// `Err(true)` when it is not shaped so, `Err(false)` when the runner refused the read.
+    fn read_raw(total: u64) -> Result<Vec<u8>, bool> {
+        // The prefix is a LEB128 varint, whose length follows from the total: the one `p` with
+        // `varint_len(total - p) == p`.
+        let p = (1..=10u64)
+            .find(|&p| total >= p && varint_len(total - p) == p)
+            .ok_or(true)?;
+        let mut prefix = [0u8; 10];
+        // SAFETY: `prefix` has room for `p` <= 10 bytes.
+        let s = unsafe { abi::stash_read(0, prefix.as_mut_ptr(), p as usize) };
+        if s != Status::Hit as i32 {
+            return Err(false);
+        }
+        match postcard::take_from_bytes::<u64>(&prefix[..p as usize]) {
+            Ok((n, rest)) if rest.is_empty() && n == total - p => {}
+            _ => return Err(true),
+        }
+        let n = usize::try_from(total - p).map_err(|_| true)?;
+        let mut buf = Vec::with_capacity(n);
+        // SAFETY: `buf` has capacity `n`; its length is set only after the host wrote it all.
+        let s = unsafe { abi::stash_read(p, buf.as_mut_ptr(), n) };
+        if s != Status::Hit as i32 {
+            return Err(false);
+        }
+        unsafe { buf.set_len(n) };
+        Ok(buf)
+    }
+
+    fn varint_len(n: u64) -> u64 {
+        (64 - u64::from(n.leading_zeros())).div_ceil(7).max(1)
+    }
+
+    /// Stores a [`RawBytes`] value: its length prefix, then its bytes (the same bytes postcard
+    /// writes for it, so either path reads what the other stored).
+    pub fn store_raw(ticket: i64, bytes: &[u8], preview: Option<String>) {
+        let mut out = match codec::encode(&(bytes.len() as u64)) {
+            Ok(prefix) => prefix,
+            Err(_) => return forget(ticket),
+        };
+        out.extend_from_slice(bytes);
+        let p = preview.unwrap_or_default();
+        // SAFETY: both buffers are alive for the call.
+        unsafe { abi::stash_put(ticket, out.as_ptr(), out.len(), p.as_ptr(), p.len()) };
     }
 
     pub fn store<V: Serialize>(ticket: i64, value: &V, preview: Option<String>) {

@@ -11,6 +11,7 @@ unsafe extern "C" {
         out_ptr: *mut u64,
     ) -> i32;
     pub fn stash_take(dst_ptr: *mut u8, dst_len: usize) -> i32;
+    pub fn stash_read(offset: u64, dst_ptr: *mut u8, dst_len: usize) -> i32;
     pub fn stash_put(
         ticket: i64,
         val_ptr: *const u8,

@@ -17,7 +17,9 @@
 //!
 //! Arguments (and a method call's receiver) must implement `serde::Serialize`; the value must
 //! implement `serde::Serialize` and `serde::de::DeserializeOwned`. Anything else is a compile
-//! error at the marker, never a silent shared key.
+//! error at the marker, never a silent shared key. A `Vec<u8>`, `String` or
+//! `serde_bytes::ByteBuf` value is restored straight into its own buffer, with no second copy:
+//! the type to return from a call whose result is large.
 //!
 //! Built for any target other than `wasm32`, the markers are plain calls, so the same code
 //! builds and runs natively.

@@ -13,14 +13,21 @@
 //! |---|---|---|
 //! | `site_register` | `(desc_ptr: i32, desc_len: i32) -> i32` | Registers a marked call site described by a postcard [`SiteDesc`]. Returns a site handle (>= 0) or a negative [`Status`]. |
 //! | `stash_get` | `(site: i32, args_ptr: i32, args_len: i32, flags: i32, out_ptr: i32) -> i32` | Looks up the call with the given canonical argument bytes. Returns [`Status::Hit`] and writes the value's length (u64, little endian) at `out_ptr`, or [`Status::Miss`] and writes a ticket (u64) at `out_ptr`. `flags` is a set of [`get_flags`]. |
-//! | `stash_take` | `(dst_ptr: i32, dst_len: i32) -> i32` | Copies the value of the last hit into guest memory. `dst_len` must equal the length `stash_get` reported. |
+//! | `stash_take` | `(dst_ptr: i32, dst_len: i32) -> i32` | Copies the value of the last hit into guest memory. `dst_len` must equal the length `stash_get` reported. Returns [`Status::Hit`], or [`Status::Corrupt`]. |
+//! | `stash_read` | `(offset: i64, dst_ptr: i32, dst_len: i32) -> i32` | Copies bytes `offset..offset + dst_len` of the value of the last hit into guest memory, so that a value can be read in parts (a length prefix, then the bytes straight into their final buffer). The value stays pending until the next `stash_get`. Read front to back: start each read at or after the end of the one before (the runner refuses to go back over a large value). Returns [`Status::Hit`], or [`Status::Corrupt`]. |
 //! | `stash_put` | `(ticket: i64, val_ptr: i32, val_len: i32, preview_ptr: i32, preview_len: i32) -> i32` | Stores the value computed for a missed call. The preview is optional UTF-8 text describing the arguments (`preview_len` 0 for none). |
 //! | `stash_forget` | `(ticket: i64) -> i32` | The call for this ticket finished without a value to store (for example an `Err`). |
 //! | `log` | `(level: i32, msg_ptr: i32, msg_len: i32) -> i32` | Writes a log line through the runner's logger ([`LogLevel`]). |
 //! | `http_request` | `(req_ptr: i32, req_len: i32, out_ptr: i32) -> i32` | Performs (or answers from the cache) the request described by a postcard [`HttpRequest`]. Returns [`Status::Hit`] and writes the length (u64) of a postcard [`HttpResult`] at `out_ptr`; fetch it with `stash_take`. Refusals and network failures are `Err` values in the result, never traps. |
 //!
 //! A guest calls `site_register` once per site and keeps the handle. A hit costs one
-//! `stash_get` and one `stash_take`; a miss costs `stash_get`, the real call, and `stash_put`.
+//! `stash_get` and one `stash_take` (or a few `stash_read`s); a miss costs `stash_get`, the real
+//! call, and `stash_put`.
+//!
+//! A large value is verified as it is read, so its checksum is judged by the read that reaches
+//! its last byte. [`Status::Corrupt`] from that read means the stored value is damaged: throw
+//! away everything read of it and call `stash_get` again with [`get_flags::REFRESH`], which
+//! returns a ticket to recompute it.
 //!
 //! # Keys
 //!
@@ -61,6 +68,8 @@ pub mod import {
     pub const STASH_GET: &str = "stash_get";
     /// `stash_take(dst_ptr, dst_len) -> i32`
     pub const STASH_TAKE: &str = "stash_take";
+    /// `stash_read(offset, dst_ptr, dst_len) -> i32`
+    pub const STASH_READ: &str = "stash_read";
     /// `stash_put(ticket, val_ptr, val_len, preview_ptr, preview_len) -> i32`
     pub const STASH_PUT: &str = "stash_put";
     /// `stash_forget(ticket) -> i32`
@@ -74,6 +83,7 @@ pub mod import {
         SITE_REGISTER,
         STASH_GET,
         STASH_TAKE,
+        STASH_READ,
         STASH_PUT,
         STASH_FORGET,
         LOG,
@@ -103,6 +113,9 @@ pub enum Status {
     StoreFailed = -2,
     /// `stash_take` was called with nothing pending or with the wrong length.
     NothingPending = -3,
+    /// The stored value failed verification as it was read: discard what was read of it and
+    /// call `stash_get` again with [`get_flags::REFRESH`].
+    Corrupt = -4,
 }
 
 impl Status {
@@ -114,6 +127,7 @@ impl Status {
             -1 => Status::UnknownHandle,
             -2 => Status::StoreFailed,
             -3 => Status::NothingPending,
+            -4 => Status::Corrupt,
             _ => return None,
         })
     }

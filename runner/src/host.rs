@@ -19,7 +19,7 @@ use wasmtime::{Caller, Extern, Linker, Memory, Result, bail, format_err};
 use crate::net::{self, NetPolicy};
 use crate::store::names::{entry_name, entry_stem};
 use crate::store::pattern::Pattern;
-use crate::store::{EntryRef, Header, Lookup, Tier};
+use crate::store::{EntryRef, Header, Lookup, ReadError, Tier, Value};
 
 /// Largest site descriptor a guest may register, in bytes.
 const MAX_SITE_DESC: usize = 64 * 1024;
@@ -146,21 +146,41 @@ pub trait CallHook: Send {
     }
 }
 
-/// A value waiting for `stash_take`: a stored entry (kept as read, no copy), other bytes, or
-/// bytes a [`CallHook`] answered with.
+/// A value waiting for `stash_read` / `stash_take`: a stored value (kept as read, no copy; a
+/// large one not read yet), other bytes, or bytes a [`CallHook`] answered with.
 enum Pending {
-    Entry(crate::store::Entry),
+    Stored {
+        value: Value,
+        /// Entry file name, for the warning if it fails verification as it is read.
+        name: String,
+        compute_ns: u64,
+    },
     Bytes(Vec<u8>),
     Answered(Arc<[u8]>),
 }
 
 impl Pending {
-    fn bytes(&self) -> &[u8] {
+    fn len(&self) -> u64 {
         match self {
-            Pending::Entry(e) => e.payload(),
+            Pending::Stored { value, .. } => value.len(),
+            Pending::Bytes(b) => b.len() as u64,
+            Pending::Answered(v) => v.len() as u64,
+        }
+    }
+
+    fn read(&mut self, offset: u64, dst: &mut [u8]) -> Result<(), ReadError> {
+        let bytes: &[u8] = match self {
+            Pending::Stored { value, .. } => return value.read(offset, dst),
             Pending::Bytes(b) => b,
             Pending::Answered(v) => v,
-        }
+        };
+        let range = usize::try_from(offset)
+            .ok()
+            .and_then(|o| Some(o..o.checked_add(dst.len())?))
+            .filter(|r| r.end <= bytes.len())
+            .ok_or(ReadError::OutOfRange)?;
+        dst.copy_from_slice(&bytes[range]);
+        Ok(())
     }
 }
 
@@ -244,7 +264,7 @@ impl StashHost {
     }
 
     fn entry_ref(&self, site: usize, key: &[u8; 32]) -> EntryRef {
-        let key_hex = hex(key);
+        let key_hex = key_hex(key);
         let name = entry_name(&self.sites[site].stem, &key_hex);
         EntryRef { name, key_hex }
     }
@@ -276,36 +296,30 @@ impl StashHost {
                 .is_some_and(|p| p.matches(&s.identity, &at.name));
         if !self.policy.no_cache && !forced {
             match self.tier.get(&at) {
-                Lookup::Found(entry) => {
-                    let expired = entry.header.is_expired(s.desc.ttl_secs, SystemTime::now());
+                Lookup::Found(mut found) => {
+                    let expired = found.is_expired(s.desc.ttl_secs, SystemTime::now());
                     if expired && self.policy.offline {
                         tracing::warn!("{}: expired, served anyway (--offline)", at.name);
                     }
                     if expired && !self.policy.offline {
                         self.stats.expired += 1;
                         tracing::debug!("{} expired; recomputing", at.name);
-                    } else {
-                        let len = entry.payload().len() as u64;
-                        self.hit(&entry);
-                        tracing::debug!("hit {}", at.name);
-                        if let Some(hook) = self.hook.as_mut() {
-                            let call = Self::call(&self.sites, site, &key);
-                            let preview = entry.header.args_preview.as_deref();
-                            hook.hit(&call, args, entry.payload(), preview);
+                    } else if let Some(hook) = self.hook.as_mut() {
+                        // A recording needs the bytes now: a large value is read (and verified)
+                        // here rather than as the guest takes it.
+                        match found.value.verified() {
+                            Ok(value) => {
+                                let call = Self::call(&self.sites, site, &key);
+                                hook.hit(&call, args, value, found.args_preview.as_deref());
+                                return Ok(self.hit_pending(found, at.name));
+                            }
+                            Err(why) => self.corrupt(&at.name, &why),
                         }
-                        self.pending = Some(Pending::Entry(entry));
-                        return Ok((Status::Hit, len));
+                    } else {
+                        return Ok(self.hit_pending(found, at.name));
                     }
                 }
-                Lookup::Corrupt(why) => {
-                    self.stats.corrupt += 1;
-                    tracing::warn!(
-                        "{}: {why}; ignoring it and recomputing",
-                        std::path::Path::new(&self.tier.location())
-                            .join(&at.name)
-                            .display()
-                    );
-                }
+                Lookup::Corrupt(why) => self.corrupt(&at.name, &why),
                 Lookup::Missing => {}
             }
         }
@@ -329,9 +343,62 @@ impl StashHost {
         Ok((Status::Miss, ticket))
     }
 
-    fn hit(&mut self, entry: &crate::store::Entry) {
+    fn hit(&mut self, compute_ns: u64) {
         self.stats.hits += 1;
-        self.stats.saved_ns = self.stats.saved_ns.saturating_add(entry.header.compute_ns);
+        self.stats.saved_ns = self.stats.saved_ns.saturating_add(compute_ns);
+    }
+
+    /// Counts a hit and leaves its value for the guest to read.
+    fn hit_pending(&mut self, found: crate::store::Found, name: String) -> (Status, u64) {
+        tracing::debug!("hit {name}");
+        self.hit(found.compute_ns);
+        let len = found.value.len();
+        self.pending = Some(Pending::Stored {
+            value: found.value,
+            name,
+            compute_ns: found.compute_ns,
+        });
+        (Status::Hit, len)
+    }
+
+    /// An entry failed verification: counted and reported; the call is recomputed.
+    fn corrupt(&mut self, name: &str, why: &str) {
+        self.stats.corrupt += 1;
+        tracing::warn!(
+            "{}: {why}; ignoring it and recomputing",
+            std::path::Path::new(&self.tier.location())
+                .join(name)
+                .display()
+        );
+    }
+
+    /// Reads bytes of the pending value for `stash_read` / `stash_take`. A stored value found
+    /// corrupt as it is read is no longer a hit: it is reported, and the guest is told so that it
+    /// asks again (and gets a ticket).
+    fn read_pending(&mut self, func: &str, offset: u64, dst: &mut [u8]) -> Result<Status> {
+        let Some(pending) = self.pending.as_mut() else {
+            bail!("devstash::{func}: called with no pending value (call stash_get first)");
+        };
+        match pending.read(offset, dst) {
+            Ok(()) => Ok(Status::Hit),
+            Err(ReadError::OutOfRange) => bail!(
+                "devstash::{func}: bytes {offset}..{} are not readable: the pending value has {} \
+                 bytes, and a large value is read front to back",
+                offset.saturating_add(dst.len() as u64),
+                pending.len()
+            ),
+            Err(ReadError::Corrupt(why)) => {
+                if let Some(Pending::Stored {
+                    name, compute_ns, ..
+                }) = self.pending.take()
+                {
+                    self.stats.hits = self.stats.hits.saturating_sub(1);
+                    self.stats.saved_ns = self.stats.saved_ns.saturating_sub(compute_ns);
+                    self.corrupt(&name, &why);
+                }
+                Ok(Status::Corrupt)
+            }
+        }
     }
 
     fn put(&mut self, id: u64, ticket: Ticket, value: &[u8], preview: Option<String>) -> Status {
@@ -428,7 +495,7 @@ impl StashHost {
         let cache = prepared.request.cache.clone();
         let stored = cache.as_ref().map(|c| {
             let key = prepared.key(&self.net);
-            let key_hex = hex(&key);
+            let key_hex = key_hex(&key);
             let site = prepared.site();
             let at = EntryRef {
                 name: entry_name(&entry_stem(&site), &key_hex),
@@ -445,17 +512,18 @@ impl StashHost {
                 .is_some_and(|p| p.matches(site, &at.name));
             if !self.policy.no_cache && !forced {
                 match self.tier.get(at) {
-                    Lookup::Found(entry) => {
-                        let expired = entry.header.is_expired(*ttl, SystemTime::now());
+                    Lookup::Found(mut found) => {
+                        let expired = found.is_expired(*ttl, SystemTime::now());
                         if !expired || self.policy.offline {
-                            if let Ok(response) = codec::decode::<HttpResponse>(entry.payload()) {
+                            let decoded = found.value.verified().map(codec::decode::<HttpResponse>);
+                            if let Ok(Ok(response)) = decoded {
                                 if expired {
                                     tracing::warn!(
                                         "{}: expired, served anyway (--offline)",
                                         prepared.preview(&self.net)
                                     );
                                 }
-                                self.hit(&entry);
+                                self.hit(found.compute_ns);
                                 return Ok(response);
                             }
                             tracing::warn!(
@@ -515,6 +583,11 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Lowercase hex of a key (blake3's formatter: a table lookup, not `fmt` per byte).
+fn key_hex(key: &[u8; 32]) -> String {
+    blake3::Hash::from_bytes(*key).to_hex().to_string()
 }
 
 /// Lowercase hex of bytes.
@@ -612,25 +685,39 @@ pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()
 
     linker.func_wrap(
         IMPORT_MODULE,
+        import::STASH_READ,
+        |mut caller: Caller<'_, T>, offset: i64, ptr: i32, len: i32| -> Result<i32> {
+            let f = import::STASH_READ;
+            let mem = memory(&mut caller, f)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let r = span(f, "the destination", ptr, len, data.len())?;
+            let host = state.stash();
+            Ok(host.read_pending(f, offset as u64, &mut data[r])? as i32)
+        },
+    )?;
+
+    linker.func_wrap(
+        IMPORT_MODULE,
         import::STASH_TAKE,
         |mut caller: Caller<'_, T>, ptr: i32, len: i32| -> Result<i32> {
             let f = import::STASH_TAKE;
             let mem = memory(&mut caller, f)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let Some(pending) = state.stash().pending.take() else {
+            let host = state.stash();
+            let Some(pending) = host.pending.as_ref() else {
                 bail!("devstash::{f}: called with no pending value (call stash_get first)");
             };
-            let payload = pending.bytes();
-            if len as u32 as usize != payload.len() {
+            if len as u32 as u64 != pending.len() {
                 bail!(
                     "devstash::{f}: asked for {} bytes but the pending value has {}",
                     len as u32,
-                    payload.len()
+                    pending.len()
                 );
             }
             let r = span(f, "the destination", ptr, len, data.len())?;
-            data[r].copy_from_slice(payload);
-            Ok(Status::Hit as i32)
+            let status = host.read_pending(f, 0, &mut data[r])?;
+            host.pending = None;
+            Ok(status as i32)
         },
     )?;
 

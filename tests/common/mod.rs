@@ -97,11 +97,12 @@ fn wasm_build(dir: &Path, target_dir: &Path) -> Command {
 }
 
 /// Every `devstash` import, declared for hand-written WAT guests: `$reg`, `$get`, `$take`,
-/// `$put`, `$forget`, `$log`, `$http`.
+/// `$read`, `$put`, `$forget`, `$log`, `$http`.
 pub const DEVSTASH_IMPORTS_WAT: &str = r#"
     (import "devstash" "site_register" (func $reg (param i32 i32) (result i32)))
     (import "devstash" "stash_get" (func $get (param i32 i32 i32 i32 i32) (result i32)))
     (import "devstash" "stash_take" (func $take (param i32 i32) (result i32)))
+    (import "devstash" "stash_read" (func $read (param i64 i32 i32) (result i32)))
     (import "devstash" "stash_put" (func $put (param i64 i32 i32 i32 i32) (result i32)))
     (import "devstash" "stash_forget" (func $forget (param i64) (result i32)))
     (import "devstash" "log" (func $log (param i32 i32 i32) (result i32)))

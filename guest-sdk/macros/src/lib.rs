@@ -222,7 +222,9 @@ fn dispatch(
     quote_spanned! {span=>
         {
             #[allow(unused_imports)]
-            use ::devstash::__rt::{PreviewDebug as _, PreviewNone as _, StashOk as _, StashValue as _};
+            use ::devstash::__rt::{
+                PreviewDebug as _, PreviewNone as _, StashBytes as _, StashOk as _, StashValue as _,
+            };
             #statics
             let __devstash_argv = #argv;
             let __devstash_key = ::devstash::__rt::encode_key(#key);

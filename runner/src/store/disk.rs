@@ -13,7 +13,8 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use super::pack::{self, Pack};
-use super::{Entry, EntryRef, Header, Lookup, Tier};
+use super::stream::{self, Stream};
+use super::{Entry, EntryRef, Found, Header, Lookup, Tier, Value};
 
 /// Name of the marker file that identifies a devstash cache directory (the cross-tool
 /// `CACHEDIR.TAG` convention, which also keeps backup tools out).
@@ -25,13 +26,30 @@ const CACHEDIR_TAG_BODY: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 /// Lookups a run makes before it loads the pack.
 const PACK_AFTER: u32 = 16;
 
+/// A pack at least this large is loaded in the background from the start of a run (see
+/// [`DiskTier::prefetch`]).
+const PREFETCH_FROM: u64 = 16 << 10;
+
+/// The pack, as far as this run has got with it.
+enum PackState {
+    /// Not loaded (yet).
+    Idle,
+    /// Being loaded by another thread.
+    Loading(std::thread::JoinHandle<Pack>),
+    /// Loaded.
+    Ready(Pack),
+}
+
+/// Entry files larger than this are streamed (see `store::stream`) rather than read whole.
+const STREAM_OVER: u64 = 1 << 20;
+
 /// Entries as files in one directory.
 pub struct DiskTier {
     path: PathBuf,
     // Opened lazily: a run with no marked calls must not create the directory.
     dir: RefCell<Option<Dir>>,
-    // Loaded once a run has made `PACK_AFTER` lookups; see `pack`.
-    pack: RefCell<Option<Pack>>,
+    // Used once a run has made `PACK_AFTER` lookups; see `pack`.
+    pack: RefCell<PackState>,
     lookups: std::cell::Cell<u32>,
     appender: RefCell<pack::Appender>,
 }
@@ -42,7 +60,7 @@ impl DiskTier {
         DiskTier {
             path: path.into(),
             dir: RefCell::new(None),
-            pack: RefCell::new(None),
+            pack: RefCell::new(PackState::Idle),
             lookups: std::cell::Cell::new(0),
             appender: RefCell::new(pack::Appender::default()),
         }
@@ -51,6 +69,25 @@ impl DiskTier {
     /// The cache directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Starts loading a large pack on another thread, so that it is ready by the time the
+    /// guest, once the module is compiled and instantiated, has made its first lookups. A run
+    /// that makes few lookups never waits for it; a small pack is loaded on demand.
+    pub fn prefetch(&self) {
+        let big = std::fs::metadata(self.path.join(pack::PACK_NAME))
+            .is_ok_and(|m| m.len() >= PREFETCH_FROM);
+        if !big {
+            return;
+        }
+        if let Ok(Some(Ok(dir))) = self.with_dir(false, Dir::try_clone) {
+            let loader = std::thread::Builder::new()
+                .name("devstash-pack".into())
+                .spawn(move || Pack::load(&dir));
+            if let Ok(handle) = loader {
+                *self.pack.borrow_mut() = PackState::Loading(handle);
+            }
+        }
     }
 
     /// Runs `f` on the directory handle, opening it first; `create` makes the directory (and its
@@ -112,21 +149,79 @@ impl DiskTier {
     /// The entry from the pack, if it holds a verified copy for this key. Loading the pack costs
     /// a read of all of it and one directory listing, which only pays off for runs with many
     /// lookups: the first `PACK_AFTER` lookups of a run read their files directly.
-    fn lookup_pack(&self, at: &EntryRef) -> Option<Entry> {
+    fn lookup_pack(&self, at: &EntryRef) -> Option<Found> {
         let n = self.lookups.get().saturating_add(1);
         self.lookups.set(n);
         if n <= PACK_AFTER {
             return None;
         }
-        let mut slot = self.pack.borrow_mut();
-        if slot.is_none() {
-            let loaded = self.with_dir(false, Pack::load).ok().flatten()?;
-            *slot = Some(loaded);
+        let mut state = self.pack.borrow_mut();
+        if !matches!(*state, PackState::Ready(_)) {
+            let started = std::time::Instant::now();
+            let loaded = match std::mem::replace(&mut *state, PackState::Idle) {
+                PackState::Loading(handle) => handle.join().unwrap_or_default(),
+                _ => self.with_dir(false, Pack::load).ok().flatten()?,
+            };
+            tracing::debug!(
+                "{} ready ({} records), waited {:?}",
+                pack::PACK_NAME,
+                loaded.len(),
+                started.elapsed()
+            );
+            *state = PackState::Ready(loaded);
         }
-        let bytes = slot.as_ref()?.get(&at.name)?;
-        Entry::decode(bytes.to_vec())
-            .ok()
-            .filter(|e| e.header.key == at.key_hex)
+        match &*state {
+            PackState::Ready(pack) => pack.get(&at.name, &at.key_hex),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the entry file of `at`: whole when small, else its head only (see `store::stream`).
+fn read_file(dir: &Dir, at: &EntryRef) -> Lookup {
+    let file = match dir.open(&at.name) {
+        Ok(f) => f.into_std(),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Lookup::Missing,
+        Err(e) => return Lookup::Corrupt(format!("cannot read: {e}")),
+    };
+    let len = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(e) => return Lookup::Corrupt(format!("cannot read: {e}")),
+    };
+    let other_key = || Lookup::Corrupt("holds another key (file renamed or copied?)".into());
+    if len > STREAM_OVER {
+        match Stream::open(file, len) {
+            Ok((header, _)) if header.key != at.key_hex => return other_key(),
+            Ok((header, stream)) => {
+                return Lookup::Found(Found {
+                    created_ms: header.created_ms,
+                    compute_ns: header.compute_ns,
+                    args_preview: header.args_preview,
+                    value: Value::Stream(Box::new(stream)),
+                });
+            }
+            Err(stream::OpenError::Corrupt(why)) => return Lookup::Corrupt(why),
+            Err(stream::OpenError::Whole) => {}
+        }
+        // Reopened: the read below starts at the beginning of the file.
+        return match dir.read(&at.name) {
+            Ok(bytes) => decoded(at, bytes),
+            Err(e) => Lookup::Corrupt(format!("cannot read: {e}")),
+        };
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    match std::io::Read::read_to_end(&mut &file, &mut bytes) {
+        Ok(_) => decoded(at, bytes),
+        Err(e) => Lookup::Corrupt(format!("cannot read: {e}")),
+    }
+}
+
+/// An entry file's bytes, verified.
+fn decoded(at: &EntryRef, bytes: Vec<u8>) -> Lookup {
+    match Entry::decode(bytes) {
+        Ok(entry) if entry.header.key == at.key_hex => Lookup::Found(Found::entry(entry)),
+        Ok(_) => Lookup::Corrupt("holds another key (file renamed or copied?)".into()),
+        Err(why) => Lookup::Corrupt(why),
     }
 }
 
@@ -134,12 +229,13 @@ impl DiskTier {
     /// A verified entry was read from its file although the run uses the pack (the entry was
     /// stored before the pack existed, or the pack lost it): copy it in, so the next run finds it.
     fn heal_pack(&self, at: &EntryRef, entry: &Entry) {
-        if self.pack.borrow().is_none() {
+        if !matches!(*self.pack.borrow(), PackState::Ready(_)) {
             return;
         }
-        let bytes = Entry::encode(&entry.header, entry.payload());
         let appended = self.with_dir(false, |d| {
-            self.appender.borrow_mut().append(d, &at.name, &bytes)
+            self.appender
+                .borrow_mut()
+                .append(d, &at.name, &entry.header, entry.payload())
         });
         if let Ok(Some(Err(e))) = appended {
             tracing::debug!("cannot append to {}: {e}", pack::PACK_NAME);
@@ -150,7 +246,7 @@ impl DiskTier {
 impl Drop for DiskTier {
     fn drop(&mut self) {
         // Reclaim space taken by superseded or removed records, at most once per run.
-        if let (Some(pack), Some(dir)) = (self.pack.get_mut(), self.dir.get_mut())
+        if let (PackState::Ready(pack), Some(dir)) = (self.pack.get_mut(), self.dir.get_mut())
             && pack.wants_compaction()
             && let Err(e) = pack.compact(dir)
         {
@@ -164,21 +260,19 @@ impl Tier for DiskTier {
         if let Some(entry) = self.lookup_pack(at) {
             return Lookup::Found(entry);
         }
-        let read = self.with_dir(false, |d| d.read(&at.name));
-        match read {
+        let lookup = match self.with_dir(false, |d| read_file(d, at)) {
             Ok(None) => Lookup::Missing,
-            Ok(Some(Err(e))) if e.kind() == ErrorKind::NotFound => Lookup::Missing,
-            Ok(Some(Err(e))) => Lookup::Corrupt(format!("cannot read: {e}")),
+            Ok(Some(lookup)) => lookup,
             Err(e) => Lookup::Corrupt(format!("{e:#}")),
-            Ok(Some(Ok(bytes))) => match Entry::decode(bytes) {
-                Ok(entry) if entry.header.key == at.key_hex => {
-                    self.heal_pack(at, &entry);
-                    Lookup::Found(entry)
-                }
-                Ok(_) => Lookup::Corrupt("holds another key (file renamed or copied?)".into()),
-                Err(why) => Lookup::Corrupt(why),
-            },
+        };
+        if let Lookup::Found(Found {
+            value: Value::Entry(entry),
+            ..
+        }) = &lookup
+        {
+            self.heal_pack(at, entry);
         }
+        lookup
     }
 
     fn put(&self, at: &EntryRef, header: &Header, payload: &[u8]) -> anyhow::Result<()> {
@@ -187,7 +281,11 @@ impl Tier for DiskTier {
             write_atomic(d, &at.name, &bytes)?;
             // The file is written; the pack copy is only a shortcut, so failing to add it is
             // not an error.
-            if let Err(e) = self.appender.borrow_mut().append(d, &at.name, &bytes) {
+            if let Err(e) = self
+                .appender
+                .borrow_mut()
+                .append(d, &at.name, header, payload)
+            {
                 tracing::debug!("cannot append to {}: {e}", pack::PACK_NAME);
             }
             Ok::<(), std::io::Error>(())
@@ -236,7 +334,7 @@ mod tests {
         tier.put(&at, &header(&key, 3), b"xyz").unwrap();
         assert!(root.join(CACHEDIR_TAG).exists());
         match tier.get(&at) {
-            Lookup::Found(e) => assert_eq!(e.payload(), b"xyz"),
+            Lookup::Found(mut f) => assert_eq!(f.value.verified().unwrap(), b"xyz"),
             other => panic!("{other:?}"),
         }
         // Another key under the same file name is not returned as this one.

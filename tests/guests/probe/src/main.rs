@@ -60,6 +60,16 @@ fn blob(n: usize) -> serde_bytes::ByteBuf {
     serde_bytes::ByteBuf::from((0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
 }
 
+fn text(n: usize) -> String {
+    println!("computed text({n})");
+    (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect()
+}
+
+fn bytes(n: usize) -> Vec<u8> {
+    println!("computed bytes({n})");
+    (0..n).map(|i| (i % 241) as u8).collect()
+}
+
 #[stashed]
 fn outer(n: u64) -> u64 {
     println!("computed outer({n})");
@@ -99,6 +109,27 @@ fn main() {
             let ok = b.iter().enumerate().all(|(i, &x)| x == (i % 251) as u8);
             println!(
                 "blob {} bytes, {}",
+                b.len(),
+                if ok { "intact" } else { "WRONG" }
+            );
+        }
+        "text" => {
+            let t = stash!(text(num(1) as usize));
+            let ok = t
+                .bytes()
+                .enumerate()
+                .all(|(i, c)| c == b'a' + (i % 26) as u8);
+            println!(
+                "text {} bytes, {}",
+                t.len(),
+                if ok { "intact" } else { "WRONG" }
+            );
+        }
+        "bytes" => {
+            let b = stash!(bytes(num(1) as usize));
+            let ok = b.iter().enumerate().all(|(i, &x)| x == (i % 241) as u8);
+            println!(
+                "bytes {} bytes, {}",
                 b.len(),
                 if ok { "intact" } else { "WRONG" }
             );

@@ -1,0 +1,299 @@
+//! Large entries, read straight into their destination and verified on the way.
+//!
+//! A hit on a large value must not cost more than reading it once: no host-side copy of the
+//! file, no second pass to verify it. So a large entry is opened with only its first
+//! [`HEAD`] bytes read (enough for the header), and its payload is read when the guest asks for
+//! it, with `pread` straight into guest memory, in [`checksum::SEGMENT`]-sized pieces spread over
+//! the machine's cores, each hashed while it is still in the cache. The checksum is judged when
+//! the last byte has been read; a read that ends there fails if it does not match.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use super::ReadError;
+use super::checksum::{self, SEGMENT, Segments};
+use super::entry::{Frame, Header, Sum, parse_header};
+
+/// Bytes read when a large entry is opened; its header must fit in them.
+pub const HEAD: usize = 64 << 10;
+
+/// Whole segments that one read must cover before it is spread over threads.
+const PARALLEL_FROM: usize = 4;
+
+/// Why a large entry cannot be streamed.
+pub enum OpenError {
+    /// It is not in a streamable form (format 1, or a header longer than [`HEAD`]): read it
+    /// whole instead.
+    Whole,
+    /// It is damaged; the reason is for the warning.
+    Corrupt(String),
+}
+
+/// A large entry whose payload has not been read yet.
+pub struct Stream {
+    file: File,
+    /// File offset of the bytes the checksum covers (after the first line).
+    rest_at: u64,
+    /// Length of those bytes.
+    rest_len: usize,
+    /// Where the payload starts within them.
+    payload_at: usize,
+    /// Their first bytes, read at open.
+    head: Vec<u8>,
+    /// How many of them have been fed to the checksum.
+    hashed: usize,
+    sums: Segments,
+    expected: u128,
+    /// Set once the whole value has been read and found corrupt.
+    failed: Option<String>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("len", &self.len())
+            .field("hashed", &self.hashed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream {
+    /// Opens the entry in `file`, `file_len` bytes long, reading only its head.
+    pub fn open(file: File, file_len: u64) -> Result<(Header, Stream), OpenError> {
+        let corrupt = |e: String| OpenError::Corrupt(e);
+        let mut head = vec![0; HEAD.min(file_len as usize)];
+        file.read_exact_at(&mut head, 0)
+            .map_err(|e| corrupt(format!("cannot read: {e}")))?;
+        let frame = Frame::parse(&head).map_err(corrupt)?;
+        let Sum::Segmented(expected) = frame.sum else {
+            return Err(OpenError::Whole);
+        };
+        let rest = &head[frame.first_len..];
+        if !rest.contains(&b'\n') {
+            return Err(OpenError::Whole);
+        }
+        let (header, payload_at) = parse_header(rest).map_err(corrupt)?;
+        let rest_len = file_len as usize - frame.first_len;
+        if (rest_len - payload_at) as u64 != header.payload_len {
+            return Err(corrupt("payload length does not match the header".into()));
+        }
+        let head = rest.to_vec();
+        let mut sums = Segments::default();
+        sums.update(&head);
+        let stream = Stream {
+            file,
+            rest_at: frame.first_len as u64,
+            rest_len,
+            payload_at,
+            hashed: head.len(),
+            head,
+            sums,
+            expected,
+            failed: None,
+        };
+        Ok((header, stream))
+    }
+
+    /// The payload's length in bytes.
+    pub fn len(&self) -> u64 {
+        (self.rest_len - self.payload_at) as u64
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies payload bytes `offset..offset + dst.len()` (which the caller has checked lie in
+    /// the payload) into `dst`. Reads go forward: a range may start before the end of an earlier
+    /// one only within the head. The read that reaches the end judges the checksum.
+    pub fn read(&mut self, offset: u64, dst: &mut [u8]) -> Result<(), ReadError> {
+        if let Some(why) = &self.failed {
+            return Err(ReadError::Corrupt(why.clone()));
+        }
+        let mut at = self.payload_at + offset as usize;
+        let mut dst = dst;
+        if at < self.hashed {
+            let n = dst.len().min(self.hashed - at);
+            let from_head = self.head.get(at..at + n).ok_or(ReadError::OutOfRange)?;
+            dst[..n].copy_from_slice(from_head);
+            dst = &mut dst[n..];
+            at += n;
+        }
+        if !dst.is_empty() {
+            if at > self.hashed {
+                self.skip(at - self.hashed).map_err(ReadError::Corrupt)?;
+            }
+            self.fill(dst).map_err(ReadError::Corrupt)?;
+        }
+        if self.hashed == self.rest_len {
+            let sum = std::mem::take(&mut self.sums).finish();
+            // Feed nothing more: the next read past the head fails the same way or is served.
+            self.hashed = usize::MAX;
+            if sum != self.expected {
+                let why = "checksum mismatch (corrupt or torn entry)".to_string();
+                self.failed = Some(why.clone());
+                return Err(ReadError::Corrupt(why));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and hashes `n` bytes nobody asked for (a read that skipped ahead).
+    fn skip(&mut self, mut n: usize) -> Result<(), String> {
+        let mut scratch = vec![0; n.min(SEGMENT)];
+        while n > 0 {
+            let k = n.min(scratch.len());
+            self.fill(&mut scratch[..k])?;
+            n -= k;
+        }
+        Ok(())
+    }
+
+    /// Reads the next `dst.len()` bytes into `dst`, hashing them.
+    fn fill(&mut self, mut dst: &mut [u8]) -> Result<(), String> {
+        // Up to the next segment boundary, in this thread.
+        let fill = self.sums.fill();
+        if fill != 0 {
+            let n = dst.len().min(SEGMENT - fill);
+            self.pread(&mut dst[..n])?;
+            self.sums.update(&dst[..n]);
+            self.hashed += n;
+            dst = &mut dst[n..];
+        }
+        // Whole segments, spread over threads.
+        let whole = dst.len() / SEGMENT * SEGMENT;
+        if whole > 0 {
+            let (segments, tail) = dst.split_at_mut(whole);
+            let digests = read_segments(&self.file, self.rest_at + self.hashed as u64, segments)?;
+            self.sums.push(&digests);
+            self.hashed += whole;
+            dst = tail;
+        }
+        if !dst.is_empty() {
+            self.pread(dst)?;
+            self.sums.update(dst);
+            self.hashed += dst.len();
+        }
+        Ok(())
+    }
+
+    fn pread(&self, dst: &mut [u8]) -> Result<(), String> {
+        self.file
+            .read_exact_at(dst, self.rest_at + self.hashed as u64)
+            .map_err(|e| format!("cannot read: {e}"))
+    }
+}
+
+/// Reads whole segments from `file` at `at` into `dst` and returns their digests in order,
+/// using every core when there are enough of them.
+fn read_segments(file: &File, at: u64, dst: &mut [u8]) -> Result<Vec<[u8; 16]>, String> {
+    let one = |file: &File, at: u64, dst: &mut [u8]| -> Result<Vec<[u8; 16]>, String> {
+        dst.chunks_mut(SEGMENT)
+            .enumerate()
+            .map(|(i, seg)| {
+                file.read_exact_at(seg, at + (i * SEGMENT) as u64)
+                    .map_err(|e| format!("cannot read: {e}"))?;
+                Ok(checksum::segment(seg))
+            })
+            .collect()
+    };
+    let segments = dst.len() / SEGMENT;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(segments / PARALLEL_FROM.max(1))
+        .max(1);
+    if threads == 1 {
+        return one(file, at, dst);
+    }
+    // Contiguous runs of segments, one per thread, so each thread faults in and fills its own
+    // part of the destination.
+    let per = segments.div_ceil(threads) * SEGMENT;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = dst
+            .chunks_mut(per)
+            .enumerate()
+            .map(|(i, part)| s.spawn(move || one(file, at + (i * per) as u64, part)))
+            .collect();
+        let mut digests = Vec::with_capacity(segments);
+        for w in workers {
+            digests.extend(
+                w.join()
+                    .map_err(|_| "a reader thread panicked".to_string())??,
+            );
+        }
+        Ok(digests)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Entry;
+
+    fn entry_file(payload: &[u8]) -> (tempfile::NamedTempFile, u64) {
+        let header = Header {
+            key: "ab".repeat(32),
+            created_ms: 1,
+            ttl_secs: None,
+            site: "app::f".into(),
+            location: "src/main.rs:1".into(),
+            kind: "call".into(),
+            value_type: "Vec<u8>".into(),
+            compute_ns: 1,
+            payload_len: payload.len() as u64,
+            args_preview: None,
+        };
+        let bytes = Entry::encode(&header, payload);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        (f, bytes.len() as u64)
+    }
+
+    fn open(f: &tempfile::NamedTempFile, len: u64) -> Stream {
+        match Stream::open(f.reopen().unwrap(), len) {
+            Ok((_, s)) => s,
+            Err(_) => panic!("does not open"),
+        }
+    }
+
+    #[test]
+    fn reads_in_parts_and_verifies_at_the_end() {
+        let payload: Vec<u8> = (0..(9 * SEGMENT + 777)).map(|i| (i % 253) as u8).collect();
+        let (f, len) = entry_file(&payload);
+        // Whole, in one read.
+        let mut s = open(&f, len);
+        let mut all = vec![0; payload.len()];
+        s.read(0, &mut all).unwrap();
+        assert!(all == payload);
+        // A prefix, a skip, then the rest: the same bytes where they were asked for.
+        let mut s = open(&f, len);
+        let mut pre = [0u8; 3];
+        s.read(0, &mut pre).unwrap();
+        let mut tail = vec![0; payload.len() - 2 * SEGMENT - 5];
+        s.read((2 * SEGMENT + 5) as u64, &mut tail).unwrap();
+        assert!(pre[..] == payload[..3] && tail[..] == payload[2 * SEGMENT + 5..]);
+        // Going back past the head is refused.
+        let mut s = open(&f, len);
+        s.read(0, &mut vec![0; 3 * SEGMENT]).unwrap();
+        assert!(s.read(SEGMENT as u64, &mut [0; 4]).is_err());
+    }
+
+    #[test]
+    fn a_flipped_byte_fails_the_read_that_reaches_the_end() {
+        let payload = vec![7u8; 6 * SEGMENT];
+        let (f, len) = entry_file(&payload);
+        for at in [len - 1, len / 2, HEAD as u64 + 3] {
+            let mut bytes = std::fs::read(f.path()).unwrap();
+            bytes[at as usize] ^= 1;
+            let bad = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(bad.path(), &bytes).unwrap();
+            let mut s = open(&bad, len);
+            let mut first = vec![0; SEGMENT];
+            s.read(0, &mut first).unwrap();
+            let mut rest = vec![0; payload.len() - SEGMENT];
+            assert!(s.read(SEGMENT as u64, &mut rest).is_err(), "flip at {at}");
+            assert!(s.read(0, &mut [0; 1]).is_err(), "stays failed");
+        }
+    }
+}
