@@ -373,8 +373,18 @@ pub fn finish(global: &GlobalArgs, outcome: &Outcome, no_cache: bool) {
     }
     let s = &outcome.stats;
     if !global.quiet && (s.hits + s.misses) > 0 {
-        eprintln!("{}", summary(s, no_cache));
+        say(&summary(s, no_cache));
     }
+}
+
+/// Writes one line to stderr in a single `write` (stderr is unbuffered, and `eprintln!` with
+/// arguments writes piece by piece: a dozen system calls for a summary line).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let _ = std::io::stderr().lock().write_all(&bytes);
 }
 
 /// The one summary line: `devstash: 1 hit, 0 misses, 0 stored; saved 2.00s`.

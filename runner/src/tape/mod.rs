@@ -208,7 +208,7 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
     let bytes = format::encode(&header, &body);
     write_tape(global, &path, &bytes)?;
     if !global.quiet {
-        eprintln!(
+        run::say(&format!(
             "devstash: recorded {} ({}): {} marked call{},{} {} clock reading{}, {} random, {} of \
              stdin",
             path.display(),
@@ -220,7 +220,7 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
             plural(counts.clock),
             human_size(counts.random_bytes),
             human_size(counts.stdin_bytes),
-        );
+        ));
     }
     Ok(outcome.exit.code())
 }
