@@ -70,7 +70,7 @@ fn example_replays_byte_for_byte_twenty_times() {
     let inspected = sb.devstash(&["inspect", s(&tape)]);
     assert_eq!(inspected.code, 0, "{inspected:?}");
     for needle in [
-        "module     replay.wasm (blake3 ",
+        "module     replay.wasm (xxh3 ",
         "run        replay.wasm ACME GLOBEX",
         "exit code  0",
         "events by kind:",
@@ -680,4 +680,37 @@ fn changed_modules_replay_by_key() {
     }
     assert!(!diverged.stdout.contains("spread"), "{diverged:?}");
     assert!(sb.entries().is_empty(), "nothing ran, nothing was stored");
+}
+
+/// Tapes recorded before modules were named by XXH3 carry a blake3 of their module: they still
+/// replay, and a different module is still noticed.
+#[test]
+fn tapes_that_name_their_module_by_blake3_still_replay() {
+    use devstash_runner::tape::format::{TapeHeader, encode};
+    let sb = Sandbox::new();
+    let replay = guest("replay");
+    let tape = sb.path().join("old.tape");
+    let recorded = sb.devstash(&["record", "-q", "-o", s(&tape), s(&replay), "--", "ACME"]);
+    assert_eq!(recorded.code, 0, "{recorded:?}");
+    let bytes = std::fs::read(&tape).unwrap();
+    let first_end = bytes.iter().position(|&b| b == b'\n').unwrap();
+    let header_end = first_end
+        + 1
+        + bytes[first_end + 1..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap();
+    let mut header: TapeHeader = serde_json::from_slice(&bytes[first_end + 1..header_end]).unwrap();
+    assert_eq!(header.module_xxh3.len(), 32, "{header:?}");
+    let module = std::fs::read(&replay).unwrap();
+    let right = blake3::hash(&module).to_hex().to_string();
+    for (blake, changed) in [(right, false), ("00".repeat(32), true)] {
+        header.module_xxh3 = String::new();
+        header.module_blake3 = blake;
+        std::fs::write(&tape, encode(&header, &bytes[header_end + 1..])).unwrap();
+        let r = sb.devstash(&["replay", s(&replay), s(&tape)]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(r.stdout, recorded.stdout);
+        assert_eq!(r.stderr.contains("with a changed module"), changed, "{r:?}");
+    }
 }

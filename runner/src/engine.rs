@@ -1,9 +1,13 @@
 //! The wasmtime engine and the compiled-module cache.
 //!
 //! Compiling a guest with Cranelift costs ~100 ms; loading a precompiled module costs well under
-//! one. Compiled modules are kept under `<cache dir>/modules/`, named by blake3 over the module's
+//! one. Compiled modules are kept under `<cache dir>/modules/`, named by a hash of the module's
 //! bytes and the engine's compatibility hash (wasmtime version, target, settings), so a changed
 //! module or runner never loads a stale compilation.
+//!
+//! A warm run reads nothing of the module but its hash, and guest modules are large (a release
+//! build with line tables is megabytes), so the module is mapped rather than copied, and hashed
+//! with XXH3-128 rather than blake3: together about 2 ms less per run.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -30,25 +34,76 @@ pub fn engine(limits: &LimitArgs) -> Result<Engine> {
         .context("cannot set up the WebAssembly engine")
 }
 
-/// A module file, read and checked.
+/// A module file, mapped and checked.
 pub struct ModuleFile {
     /// Where it was read from.
     pub path: PathBuf,
-    /// Its bytes (WAT text is accepted and kept as text).
-    pub bytes: Vec<u8>,
-    /// blake3 of the bytes, computed once: it names the compilation and identifies the module
+    /// Its bytes (WAT text is accepted and kept as text), mapped from the file.
+    bytes: ModuleBytes,
+    /// XXH3-128 of the bytes, computed once: it names the compilation and identifies the module
     /// on a tape.
-    pub hash: blake3::Hash,
+    pub hash: u128,
 }
 
-/// Reads a module and rejects what is not a core wasm module, with a line that says what to do.
+enum ModuleBytes {
+    Mapped(memmap2::Mmap),
+    // An empty file cannot be mapped.
+    Empty,
+}
+
+impl ModuleFile {
+    /// The module's bytes, as mapped. Only their hash may be trusted: the file can change
+    /// under the mapping (see [`ModuleFile::read_whole`]).
+    fn mapped(&self) -> &[u8] {
+        match &self.bytes {
+            ModuleBytes::Mapped(m) => m,
+            ModuleBytes::Empty => &[],
+        }
+    }
+
+    /// A private copy of the bytes, checked against the hash taken when the file was mapped,
+    /// for compiling: a file rewritten in between must not be compiled under the old hash.
+    pub fn read_whole(&self) -> Result<Vec<u8>> {
+        let bytes = self.mapped().to_vec();
+        if module_hash(&bytes) != self.hash {
+            bail!(
+                "{} changed while devstash was reading it: run again once it is written",
+                self.path.display()
+            );
+        }
+        Ok(bytes)
+    }
+}
+
+/// The hash that names a module: XXH3-128 of its bytes.
+pub fn module_hash(bytes: &[u8]) -> u128 {
+    twox_hash::XxHash3_128::oneshot(bytes)
+}
+
+/// Maps a module and rejects what is not a core wasm module, with a line that says what to do.
 pub fn read_module(path: &Path) -> Result<ModuleFile> {
-    let bytes = std::fs::read(path).with_context(|| {
+    let cannot = || {
         format!(
             "cannot read module {}: pass the path of a .wasm file",
             path.display()
         )
-    })?;
+    };
+    let file = std::fs::File::open(path).with_context(cannot)?;
+    let len = file.metadata().with_context(cannot)?.len();
+    let module_bytes = if len == 0 {
+        ModuleBytes::Empty
+    } else {
+        // SAFETY: the mapping is read-only and private. Another process may still rewrite the
+        // file under it; the hash is then of mixed bytes, which at worst names a compilation that
+        // no run looks up, and `read_whole` checks the bytes it compiles against that hash.
+        ModuleBytes::Mapped(unsafe { memmap2::Mmap::map(&file) }.with_context(cannot)?)
+    };
+    let mapped = ModuleFile {
+        path: path.to_path_buf(),
+        bytes: module_bytes,
+        hash: 0,
+    };
+    let bytes = mapped.mapped();
     let shown = path.display();
     if bytes.starts_with(b"\0asm") {
         if bytes.len() < 8 {
@@ -62,17 +117,14 @@ pub fn read_module(path: &Path) -> Result<ModuleFile> {
             ),
             _ => bail!("{shown} is a WebAssembly binary of an unknown version"),
         }
-    } else if !looks_like_wat(path, &bytes) {
+    } else if !looks_like_wat(path, bytes) {
         bail!(
             "{shown} is not a WebAssembly module: build your program with `cargo build \
              --target wasm32-wasip1` and pass target/wasm32-wasip1/<profile>/<name>.wasm"
         );
     }
-    Ok(ModuleFile {
-        path: path.to_path_buf(),
-        hash: blake3::hash(&bytes),
-        bytes,
-    })
+    let hash = module_hash(bytes);
+    Ok(ModuleFile { hash, ..mapped })
 }
 
 fn looks_like_wat(path: &Path, bytes: &[u8]) -> bool {
@@ -81,7 +133,7 @@ fn looks_like_wat(path: &Path, bytes: &[u8]) -> bool {
 }
 
 /// blake3 of the module's hash and the engine's compatibility hash: the compiled module's name.
-fn compiled_key(engine: &Engine, module: &blake3::Hash) -> String {
+fn compiled_key(engine: &Engine, module: u128) -> String {
     struct Feed(blake3::Hasher);
     impl Hasher for Feed {
         fn write(&mut self, bytes: &[u8]) {
@@ -92,10 +144,10 @@ fn compiled_key(engine: &Engine, module: &blake3::Hash) -> String {
         }
     }
     let mut feed = Feed(blake3::Hasher::new());
-    feed.0.update(b"devstash-module");
+    feed.0.update(b"devstash-module-2");
     feed.0.update(env!("CARGO_PKG_VERSION").as_bytes());
     engine.precompile_compatibility_hash().hash(&mut feed);
-    feed.0.update(module.as_bytes());
+    feed.0.update(&module.to_le_bytes());
     feed.0.finalize().to_hex()[..32].to_string()
 }
 
@@ -105,7 +157,7 @@ pub fn load(engine: &Engine, file: &ModuleFile, cache_dir: Option<&Path>) -> Res
     let Some(cache_dir) = cache_dir else {
         return compile(engine, file);
     };
-    let name = format!("{}.cwasm", compiled_key(engine, &file.hash));
+    let name = format!("{}.cwasm", compiled_key(engine, file.hash));
     let modules = cache_dir.join(MODULES_DIR);
     if let Ok(dir) = Dir::open_ambient_dir(&modules, ambient_authority())
         && let Ok(bytes) = dir.read(&name)
@@ -131,16 +183,16 @@ pub fn load(engine: &Engine, file: &ModuleFile, cache_dir: Option<&Path>) -> Res
 }
 
 fn compile(engine: &Engine, file: &ModuleFile) -> Result<Module> {
-    Module::new(engine, &file.bytes)
+    Module::new(engine, file.read_whole()?)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("{} is not a valid WebAssembly module", file.path.display()))
 }
 
-/// The compiled code if the trailing 32-byte blake3 matches.
+/// The compiled code if its trailing checksum (XXH3-128, little endian) matches.
 fn verified(bytes: &[u8]) -> Option<&[u8]> {
-    let split = bytes.len().checked_sub(32)?;
+    let split = bytes.len().checked_sub(16)?;
     let (code, sum) = bytes.split_at(split);
-    (blake3::hash(code).as_bytes() == sum).then_some(code)
+    (module_hash(code).to_le_bytes() == sum).then_some(code)
 }
 
 fn save(modules: &Path, cache_dir: &Path, name: &str, module: &Module) -> Result<()> {
@@ -150,7 +202,7 @@ fn save(modules: &Path, cache_dir: &Path, name: &str, module: &Module) -> Result
     std::fs::create_dir_all(modules)?;
     let dir = Dir::open_ambient_dir(modules, ambient_authority())?;
     let mut bytes = module.serialize()?;
-    let sum = *blake3::hash(&bytes).as_bytes();
+    let sum = module_hash(&bytes).to_le_bytes();
     bytes.extend_from_slice(&sum);
     write_atomic(&dir, name, &bytes)?;
     Ok(())

@@ -628,10 +628,11 @@ fn wasi_capability(name: &str) -> &'static str {
 fn report_module(path: &Path, json: bool) -> Result<i32> {
     let file = read_module(path)?;
     let shown = path.display();
-    let binary = if file.bytes.starts_with(b"\0asm") {
-        file.bytes
+    let bytes = file.read_whole()?;
+    let binary = if bytes.starts_with(b"\0asm") {
+        bytes
     } else {
-        wat::parse_bytes(&file.bytes)
+        wat::parse_bytes(&bytes)
             .map_err(|e| anyhow!("{shown} is not valid WebAssembly text: {e}"))?
             .into_owned()
     };

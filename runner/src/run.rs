@@ -122,8 +122,8 @@ pub struct Prepared {
     pub engine: Engine,
     /// The compiled module.
     pub module: Module,
-    /// blake3 of the module file's bytes (identifies the module on a tape).
-    pub hash: blake3::Hash,
+    /// XXH3-128 of the module file's bytes (names its compilation, identifies it on a tape).
+    pub hash: u128,
     /// What the guest may consume.
     pub limits: LimitArgs,
 }

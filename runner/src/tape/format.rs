@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! devstash-tape 1 <blake3 hex of everything after this line>\n
-//! {"module":"app.wasm","module_blake3":"…","devstash":"0.1.0","created":"…",…}\n  <- TapeHeader, JSON
+//! {"module":"app.wasm","module_xxh3":"…","devstash":"0.1.0","created":"…",…}\n    <- TapeHeader, JSON
 //! <event><event>…                                                               <- postcard frames
 //! ```
 //!
@@ -39,7 +39,12 @@ const MAX_FIRST_LINE: usize = 128;
 pub struct TapeHeader {
     /// File name of the recorded module.
     pub module: String,
-    /// blake3 (hex) of the recorded module's bytes.
+    /// XXH3-128 (hex) of the recorded module's bytes (the hash that also names its
+    /// compilation, so a replay gets it for free).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub module_xxh3: String,
+    /// blake3 (hex) of the recorded module's bytes, on tapes recorded before `module_xxh3`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub module_blake3: String,
     /// Version of the devstash that recorded the tape.
     pub devstash: String,
@@ -650,7 +655,8 @@ pub(crate) mod tests {
         }
         let header = TapeHeader {
             module: "app.wasm".into(),
-            module_blake3: "cd".repeat(32),
+            module_xxh3: "cd".repeat(16),
+            module_blake3: String::new(),
             devstash: "0.1.0".into(),
             created: "2025-01-01T00:00:00Z".into(),
             created_ms: 1_735_689_600_000,
@@ -714,6 +720,7 @@ pub(crate) mod tests {
         );
         let header = TapeHeader {
             module: "m".into(),
+            module_xxh3: String::new(),
             module_blake3: String::new(),
             devstash: "9.9.9".into(),
             created: String::new(),

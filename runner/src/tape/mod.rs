@@ -196,7 +196,8 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
     let now = SystemTime::now();
     let header = TapeHeader {
         module: file_name(&args.module.module),
-        module_blake3: prepared.hash.to_hex().to_string(),
+        module_xxh3: format!("{:032x}", prepared.hash),
+        module_blake3: String::new(),
         devstash: env!("CARGO_PKG_VERSION").into(),
         created: humantime::format_rfc3339_seconds(now).to_string(),
         created_ms: now
@@ -263,7 +264,14 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
         args: Vec::new(),
     };
     let prepared = run::prepare(global, &module_args)?;
-    let module_changed = prepared.hash.to_hex().as_str() != header.module_blake3;
+    let module_changed = if header.module_xxh3.is_empty() {
+        // A tape from before module_xxh3: its module is identified by blake3, taken here.
+        let bytes = std::fs::read(&args.module)
+            .with_context(|| format!("cannot read module {}", args.module.display()))?;
+        blake3::hash(&bytes).to_hex().as_str() != header.module_blake3
+    } else {
+        format!("{:032x}", prepared.hash) != header.module_xxh3
+    };
 
     // Arguments and environment come from the tape; directories only from the command line.
     let inv = &recorded.invocation;

@@ -171,9 +171,16 @@ pub fn summary(path: &Path, tape: &Tape) -> String {
     );
     let _ = writeln!(
         s,
-        "  module     {} (blake3 {})",
+        "  module     {} ({})",
         h.module,
-        &h.module_blake3[..h.module_blake3.len().min(16)]
+        if h.module_xxh3.is_empty() {
+            format!(
+                "blake3 {}",
+                &h.module_blake3[..h.module_blake3.len().min(16)]
+            )
+        } else {
+            format!("xxh3 {}", &h.module_xxh3[..h.module_xxh3.len().min(16)])
+        }
     );
     let _ = writeln!(
         s,
