@@ -343,16 +343,7 @@ fn hostile_arguments_to_every_import_trap_cleanly() {
         ),
     ];
     for (body, expected) in cases {
-        let wat = format!(
-            r#"(module {imports}
-                (memory (export "memory") 1)
-                {desc}
-                (func (export "_start") {body}))"#,
-            imports = common::DEVSTASH_IMPORTS_WAT
-        );
-        let m = sb.path().join("hostile.wat");
-        std::fs::write(&m, wat).unwrap();
-        let r = sb.run(&m, &[]);
+        let r = run_wat(&sb, desc, body);
         assert_eq!(r.code, 134, "{body}: {r:?}");
         assert!(r.stderr.contains(expected), "{body}: {r:?}");
         assert!(!r.stderr.contains("panicked"), "{body}: {r:?}");
@@ -370,6 +361,8 @@ fn hostile_reads_of_a_pending_value_trap_cleanly() {
         (call $get (local.get $h) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 64)) drop
         (call $put (i64.load (i32.const 64)) (i32.const 300) (i32.const 3) (i32.const 0) (i32.const 0)) drop
         (call $get (local.get $h) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 64)) drop"#;
+    let data = r#"(data (i32.const 200) "\01\01m\01c\01f\01\00\00\00\00")
+        (data (i32.const 300) "abc")"#;
     let cases = [
         (
             "(call $read (i64.const 2) (i32.const 100) (i32.const 5)) drop",
@@ -389,41 +382,37 @@ fn hostile_reads_of_a_pending_value_trap_cleanly() {
         ),
     ];
     for (read, expected) in cases {
-        let sb = Sandbox::new();
-        let wat = format!(
-            r#"(module {imports}
-                (memory (export "memory") 1)
-                (data (i32.const 200) "\01\01m\01c\01f\01\00\00\00\00")
-                (data (i32.const 300) "abc")
-                (func (export "_start") {setup} {read}))"#,
-            imports = common::DEVSTASH_IMPORTS_WAT
-        );
-        let m = sb.path().join("hostile.wat");
-        std::fs::write(&m, wat).unwrap();
-        let r = sb.run(&m, &[]);
+        let r = run_wat(&Sandbox::new(), data, &format!("{setup} {read}"));
         assert_eq!(r.code, 134, "{read}: {r:?}");
         assert!(r.stderr.contains(expected), "{read}: {r:?}");
         assert!(r.stderr.contains("devstash::stash_"), "{read}: {r:?}");
         assert!(!r.stderr.contains("panicked"), "{read}: {r:?}");
     }
     // The same sequence with reads in bounds gets the value back, in parts.
-    let sb = Sandbox::new();
+    let polite = format!(
+        r#"{setup}
+        (call $read (i64.const 0) (i32.const 100) (i32.const 1)) drop
+        (call $read (i64.const 1) (i32.const 101) (i32.const 2)) drop
+        (if (i32.ne (i32.load8_u (i32.const 102)) (i32.const 99)) (then unreachable))"#
+    );
+    let r = run_wat(&Sandbox::new(), data, &polite);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("1 hit, 1 miss, 1 stored"), "{r:?}");
+}
+
+/// Runs a hand-written module with one page of memory, the given data segments and `_start`
+/// body, importing every devstash function.
+fn run_wat(sb: &Sandbox, data: &str, body: &str) -> Run {
     let wat = format!(
         r#"(module {imports}
             (memory (export "memory") 1)
-            (data (i32.const 200) "\01\01m\01c\01f\01\00\00\00\00")
-            (data (i32.const 300) "abc")
-            (func (export "_start") {setup}
-                (call $read (i64.const 0) (i32.const 100) (i32.const 1)) drop
-                (call $read (i64.const 1) (i32.const 101) (i32.const 2)) drop
-                (if (i32.ne (i32.load8_u (i32.const 102)) (i32.const 99)) (then unreachable))))"#,
+            {data}
+            (func (export "_start") {body}))"#,
         imports = common::DEVSTASH_IMPORTS_WAT
     );
-    let m = sb.path().join("polite.wat");
+    let m = sb.path().join("hand-written.wat");
     std::fs::write(&m, wat).unwrap();
-    let r = sb.run(&m, &[]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stderr.contains("1 hit, 1 miss, 1 stored"), "{r:?}");
+    sb.run(&m, &[])
 }
 
 /// Runs `devstash ARGS`, failing the test (instead of hanging it) if the process outlives

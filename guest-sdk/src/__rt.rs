@@ -246,25 +246,13 @@ where
         preview: fn(&A) -> Option<String>,
         args: A,
     ) -> R {
-        let call = self.take();
         #[cfg(target_arch = "wasm32")]
-        {
-            match imp::lookup_raw::<R>(site, &key) {
-                imp::Lookup::Hit(v) => v,
-                imp::Lookup::Miss(ticket) => {
-                    let text = preview(&args);
-                    let value = call(args);
-                    imp::store_raw(ticket, value.as_raw(), text);
-                    value
-                }
-                imp::Lookup::Uncached => call(args),
-            }
-        }
+        let stored: Stored<R> = (imp::lookup_raw::<R>, |t, v, p| {
+            imp::store_raw(t, v.as_raw(), p)
+        });
         #[cfg(not(target_arch = "wasm32"))]
-        {
-            let _ = (site, key, preview);
-            call(args)
-        }
+        let stored: Stored<R> = PhantomData;
+        run_whole(self.take(), stored, site, key, preview, args)
     }
 }
 
@@ -293,25 +281,53 @@ where
         preview: fn(&A) -> Option<String>,
         args: A,
     ) -> R {
-        let call = self.take();
         #[cfg(target_arch = "wasm32")]
-        {
-            match imp::lookup::<R>(site, &key) {
-                imp::Lookup::Hit(v) => v,
-                imp::Lookup::Miss(ticket) => {
-                    let text = preview(&args);
-                    let value = call(args);
-                    imp::store(ticket, &value, text);
-                    value
-                }
-                imp::Lookup::Uncached => call(args),
-            }
-        }
+        let stored: Stored<R> = (imp::lookup::<R>, imp::store::<R>);
         #[cfg(not(target_arch = "wasm32"))]
-        {
-            let _ = (site, key, preview);
-            call(args)
+        let stored: Stored<R> = PhantomData;
+        run_whole(self.take(), stored, site, key, preview, args)
+    }
+}
+
+/// How a value type is looked up and stored: a lookup and a store function.
+#[cfg(target_arch = "wasm32")]
+type Stored<R> = (
+    fn(&'static Site, &KeyBytes) -> imp::Lookup<R>,
+    fn(i64, &R, Option<String>),
+);
+/// Off wasm the markers are plain calls: nothing is looked up or stored.
+#[cfg(not(target_arch = "wasm32"))]
+type Stored<R> = PhantomData<R>;
+
+/// Runs a call whose whole value is stored (see [`StashBytes`] and [`StashValue`]), or returns
+/// its stored value.
+#[inline]
+fn run_whole<A, R>(
+    call: impl FnOnce(A) -> R,
+    stored: Stored<R>,
+    site: &'static Site,
+    key: KeyBytes,
+    preview: fn(&A) -> Option<String>,
+    args: A,
+) -> R {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let (lookup, store) = stored;
+        match lookup(site, &key) {
+            imp::Lookup::Hit(v) => v,
+            imp::Lookup::Miss(ticket) => {
+                let text = preview(&args);
+                let value = call(args);
+                store(ticket, &value, text);
+                value
+            }
+            imp::Lookup::Uncached => call(args),
         }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (stored, site, key, preview);
+        call(args)
     }
 }
 
