@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use devstash_protocol::{ABI_VERSION, SiteDesc, SiteKind, codec};
 use devstash_runner::host::{self, HasStash, Policy, StashHost};
 use devstash_runner::store::disk::DiskTier;
 use libfuzzer_sys::fuzz_target;
@@ -42,6 +43,28 @@ const DRIVER: &str = r#"(module
       (if (i32.eq (local.get $which) (i32.const 6)) (then (br $out (call $read (i64.extend_i32_s (local.get $a)) (local.get $b) (local.get $c)))))
       (call $http (local.get $a) (local.get $b) (local.get $c)))))"#;
 
+/// Where the valid site descriptor is placed in guest memory.
+const PLANTED: usize = 8192;
+
+/// A valid site descriptor, encoded.
+fn planted() -> &'static [u8] {
+    static D: OnceLock<Vec<u8>> = OnceLock::new();
+    D.get_or_init(|| {
+        codec::encode(&SiteDesc {
+            abi_version: ABI_VERSION,
+            module_path: "fuzz".into(),
+            callee: "f".into(),
+            file: "fuzz.rs".into(),
+            line: 1,
+            ttl_secs: None,
+            fingerprint: "0".repeat(32),
+            value_type: "u64".into(),
+            kind: SiteKind::Call,
+        })
+        .expect("a descriptor encodes")
+    })
+}
+
 /// The engine, the driver module, and a scratch cache directory (the fuzzer may store entries).
 fn setup() -> &'static (Engine, Module, PathBuf) {
     static S: OnceLock<(Engine, Module, PathBuf)> = OnceLock::new();
@@ -64,15 +87,33 @@ fuzz_target!(|data: &[u8]| {
     let call = instance
         .get_typed_func::<(i32, i32, i32, i32, i32, i32), i32>(&mut store, "call")
         .unwrap();
-    // The first 4 KiB of input seed memory; the rest is a list of calls, 24 bytes each.
-    let (seed, calls) = data.split_at(data.len().min(4096));
+    // The first byte says how many calls follow (24 bytes each, at most 64); the bytes after the
+    // calls seed memory (at most 4 KiB). Calls come first so that short inputs make calls. A
+    // valid site descriptor sits at PLANTED, so that call 8 registers a site and the calls after
+    // it reach lookups, stores, hits and reads (random bytes almost never form a descriptor).
+    let Some((&count, rest)) = data.split_first() else {
+        return;
+    };
+    let (calls, seed) = rest.split_at(rest.len().min(usize::from(count % 65) * 24));
+    let seed = &seed[..seed.len().min(4096)];
     memory.data_mut(&mut store)[..seed.len()].copy_from_slice(seed);
+    let desc = planted();
+    memory.data_mut(&mut store)[PLANTED..PLANTED + desc.len()].copy_from_slice(desc);
     for chunk in calls.chunks_exact(24).take(64) {
         let word = |i: usize| i32::from_le_bytes(chunk[i * 4..i * 4 + 4].try_into().unwrap());
-        let which = word(0).rem_euclid(8);
         // Small values are far likelier to reach the interesting paths.
-        let arg = |i: usize| if word(i) & 0x100 != 0 { word(i) } else { word(i) & 0x3ff };
-        if call.call(&mut store, (which, arg(1), arg(2), arg(3), arg(4), arg(5))).is_err() {
+        let arg = |i: usize| {
+            if word(i) & 0x100 != 0 {
+                word(i)
+            } else {
+                word(i) & 0x3ff
+            }
+        };
+        let args = match word(0).rem_euclid(9) {
+            8 => (0, PLANTED as i32, desc.len() as i32, 0, 0, 0),
+            which => (which, arg(1), arg(2), arg(3), arg(4), arg(5)),
+        };
+        if call.call(&mut store, args).is_err() {
             break; // A trap ends the instance, as it would a guest.
         }
     }
