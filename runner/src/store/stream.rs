@@ -8,7 +8,6 @@
 //! the last byte has been read; a read that ends there fails if it does not match.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 use super::ReadError;
 use super::checksum::{self, SEGMENT, Segments};
@@ -62,8 +61,7 @@ impl Stream {
     pub fn open(file: File, file_len: u64) -> Result<(Header, Stream), OpenError> {
         let corrupt = |e: String| OpenError::Corrupt(e);
         let mut head = vec![0; HEAD.min(file_len as usize)];
-        file.read_exact_at(&mut head, 0)
-            .map_err(|e| corrupt(format!("cannot read: {e}")))?;
+        read_exact_at(&file, &mut head, 0).map_err(|e| corrupt(format!("cannot read: {e}")))?;
         let frame = Frame::parse(&head).map_err(corrupt)?;
         let Sum::Segmented(expected) = frame.sum else {
             return Err(OpenError::Whole);
@@ -179,9 +177,31 @@ impl Stream {
     }
 
     fn pread(&self, dst: &mut [u8]) -> Result<(), String> {
-        self.file
-            .read_exact_at(dst, self.rest_at + self.hashed as u64)
+        read_exact_at(&self.file, dst, self.rest_at + self.hashed as u64)
             .map_err(|e| format!("cannot read: {e}"))
+    }
+}
+
+/// Fills `dst` from `file` at `offset`, without moving a file position (so threads may share the
+/// file).
+fn read_exact_at(file: &File, dst: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, dst, offset)
+    }
+    #[cfg(windows)]
+    {
+        let (mut dst, mut offset) = (dst, offset);
+        while !dst.is_empty() {
+            match std::os::windows::fs::FileExt::seek_read(file, dst, offset)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => {
+                    dst = &mut dst[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -192,7 +212,7 @@ fn read_segments(file: &File, at: u64, dst: &mut [u8]) -> Result<Vec<[u8; 16]>, 
         dst.chunks_mut(SEGMENT)
             .enumerate()
             .map(|(i, seg)| {
-                file.read_exact_at(seg, at + (i * SEGMENT) as u64)
+                read_exact_at(file, seg, at + (i * SEGMENT) as u64)
                     .map_err(|e| format!("cannot read: {e}"))?;
                 Ok(checksum::segment(seg))
             })
