@@ -138,11 +138,48 @@ pub fn is_devstash_tag(contents: &[u8]) -> bool {
 
 /// Writes `bytes` to `name` inside `dir` atomically (temp file, then rename).
 pub fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    // An anonymous temp file (`O_TMPFILE`): a crash leaves nothing behind, which matters more
+    // for entries (written by every miss, some of them large) than the three system calls it
+    // costs over a named one (about 2 µs of a 17 µs store).
     let mut tmp = cap_tempfile::TempFile::new(dir)?;
     tmp.write_all(bytes)?;
     // No fsync: after a crash the rename either happened or not, and a torn file left by a
     // power loss fails its checksum and is recomputed. A hit must not wait on the disk.
     tmp.replace(name)
+}
+
+/// Writes `bytes` to a new temp file named after `name` (`.tmp-<pid>-<name>`) and hands its name
+/// to `publish` to move it into place; the temp file is removed if anything fails.
+///
+/// For files written once per run (tapes): a named temp file and a rename cost about half of an
+/// anonymous temp file linked into place on ext4. A crash can leave the temp file; the `.tmp`
+/// prefix is what `devstash clear` knows as such a leftover.
+pub fn write_via_temp(
+    dir: &Dir,
+    name: &str,
+    bytes: &[u8],
+    publish: impl FnOnce(&Dir, &str) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let tmp = format!(".tmp-{}-{name}", std::process::id());
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    let written = (|| {
+        let mut file = match dir.open_with(&tmp, &opts) {
+            // Left by a crashed run that had this process id: no live process writes it.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                dir.remove_file(&tmp)?;
+                dir.open_with(&tmp, &opts)?
+            }
+            opened => opened?,
+        };
+        file.write_all(bytes)?;
+        drop(file);
+        publish(dir, &tmp)
+    })();
+    if written.is_err() {
+        let _ = dir.remove_file(&tmp);
+    }
+    written
 }
 
 impl DiskTier {

@@ -15,14 +15,14 @@ pub mod report;
 pub mod stdio;
 pub mod wasi;
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::Dir;
 use clap::Args;
 use wasmtime_wasi::Deterministic;
 use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock, MonotonicClock, WallClock};
@@ -38,7 +38,7 @@ use crate::host::{Policy, StashHost};
 use crate::net::NetPolicy;
 use crate::run::{self, Exit};
 use crate::sandbox::{DirGrant, EnvVar, Sandbox};
-use crate::store::disk::{DiskTier, create_cache_dir};
+use crate::store::disk::{DiskTier, create_cache_dir, write_via_temp};
 use crate::store::names::sanitize;
 use crate::store::{EntryRef, Header, Lookup, Tier};
 
@@ -437,14 +437,7 @@ fn write_tape(global: &GlobalArgs, path: &Path, bytes: &[u8]) -> Result<()> {
     })?;
     let dir = Dir::open_ambient_dir(&parent, ambient_authority())
         .with_context(|| format!("cannot open {}", parent.display()))?;
-    // A named temp file then a rename: on ext4 this costs about half of an anonymous temp file
-    // linked into place (cap-tempfile's way, which also walks /proc), and a tape is written on
-    // every recording. The `.tmp` prefix is what `devstash clear` knows as a leftover.
-    let tmp = format!(".tmp-{}-{name}", std::process::id());
-    let written = (|| {
-        let mut file = dir.open_with(&tmp, OpenOptions::new().write(true).create_new(true))?;
-        file.write_all(bytes)?;
-        drop(file);
+    let written = write_via_temp(&dir, name, bytes, |dir, tmp| {
         // The old tape goes first: ext4 flushes a file renamed over another to disk before the
         // rename returns (its auto_da_alloc safeguard), about 0.4 ms, a tenth of a short
         // recording. A crash in between leaves the new tape in its `.tmp` file.
@@ -453,11 +446,8 @@ fn write_tape(global: &GlobalArgs, path: &Path, bytes: &[u8]) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        dir.rename(&tmp, &dir, name)
-    })();
-    if written.is_err() {
-        let _ = dir.remove_file(&tmp);
-    }
+        dir.rename(tmp, dir, name)
+    });
     written.with_context(|| format!("cannot write tape {}", path.display()))
 }
 
