@@ -38,27 +38,19 @@ pub fn engine(limits: &LimitArgs) -> Result<Engine> {
 pub struct ModuleFile {
     /// Where it was read from.
     pub path: PathBuf,
-    /// Its bytes (WAT text is accepted and kept as text), mapped from the file.
-    bytes: ModuleBytes,
+    /// Its bytes (WAT text is accepted and kept as text), mapped from the file; `None` for an
+    /// empty file, which cannot be mapped.
+    map: Option<memmap2::Mmap>,
     /// XXH3-128 of the bytes, computed once: it names the compilation and identifies the module
     /// on a tape.
     pub hash: u128,
-}
-
-enum ModuleBytes {
-    Mapped(memmap2::Mmap),
-    // An empty file cannot be mapped.
-    Empty,
 }
 
 impl ModuleFile {
     /// The module's bytes, as mapped. Only their hash may be trusted: the file can change
     /// under the mapping (see [`ModuleFile::read_whole`]).
     fn mapped(&self) -> &[u8] {
-        match &self.bytes {
-            ModuleBytes::Mapped(m) => m,
-            ModuleBytes::Empty => &[],
-        }
+        self.map.as_deref().unwrap_or_default()
     }
 
     /// A private copy of the bytes, checked against the hash taken when the file was mapped,
@@ -90,20 +82,15 @@ pub fn read_module(path: &Path) -> Result<ModuleFile> {
     };
     let file = std::fs::File::open(path).with_context(cannot)?;
     let len = file.metadata().with_context(cannot)?.len();
-    let module_bytes = if len == 0 {
-        ModuleBytes::Empty
+    let map = if len == 0 {
+        None
     } else {
         // SAFETY: the mapping is read-only and private. Another process may still rewrite the
         // file under it; the hash is then of mixed bytes, which at worst names a compilation that
         // no run looks up, and `read_whole` checks the bytes it compiles against that hash.
-        ModuleBytes::Mapped(unsafe { memmap2::Mmap::map(&file) }.with_context(cannot)?)
+        Some(unsafe { memmap2::Mmap::map(&file) }.with_context(cannot)?)
     };
-    let mapped = ModuleFile {
-        path: path.to_path_buf(),
-        bytes: module_bytes,
-        hash: 0,
-    };
-    let bytes = mapped.mapped();
+    let bytes: &[u8] = map.as_deref().unwrap_or_default();
     let shown = path.display();
     if bytes.starts_with(b"\0asm") {
         if bytes.len() < 8 {
@@ -124,7 +111,11 @@ pub fn read_module(path: &Path) -> Result<ModuleFile> {
         );
     }
     let hash = module_hash(bytes);
-    Ok(ModuleFile { hash, ..mapped })
+    Ok(ModuleFile {
+        path: path.to_path_buf(),
+        map,
+        hash,
+    })
 }
 
 fn looks_like_wat(path: &Path, bytes: &[u8]) -> bool {

@@ -341,20 +341,7 @@ mod tests {
     use super::*;
     use crate::store::names::entry_file_name;
 
-    fn header(key: &str, len: usize) -> Header {
-        Header {
-            key: key.into(),
-            created_ms: 1,
-            ttl_secs: None,
-            site: "app::f".into(),
-            location: "src/main.rs:1".into(),
-            kind: "call".into(),
-            value_type: "u8".into(),
-            compute_ns: 1,
-            payload_len: len as u64,
-            args_preview: None,
-        }
-    }
+    use crate::store::entry::test_header as header;
 
     #[test]
     fn put_then_get_and_lazy_creation() {

@@ -209,6 +209,23 @@ pub(crate) fn parse_header(rest: &[u8]) -> Result<(Header, usize), String> {
     Ok((header, json_end + 1))
 }
 
+/// A header for unit tests: key and payload length as given, the rest plain.
+#[cfg(test)]
+pub(crate) fn test_header(key: &str, payload_len: usize) -> Header {
+    Header {
+        key: key.into(),
+        created_ms: 1,
+        ttl_secs: None,
+        site: "app::f".into(),
+        location: "src/main.rs:1".into(),
+        kind: "call".into(),
+        value_type: "u8".into(),
+        compute_ns: 1,
+        payload_len: payload_len as u64,
+        args_preview: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -458,16 +458,9 @@ mod tests {
 
     fn header(key: &str, len: usize) -> Header {
         Header {
-            key: key.into(),
             created_ms: 1_700_000_000_000,
             ttl_secs: Some(60),
-            site: "app::f".into(),
-            location: "src/main.rs:1".into(),
-            kind: "call".into(),
-            value_type: "u8".into(),
-            compute_ns: 1,
-            payload_len: len as u64,
-            args_preview: None,
+            ..crate::store::entry::test_header(key, len)
         }
     }
 

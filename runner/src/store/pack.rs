@@ -222,16 +222,10 @@ mod tests {
 
     fn header(key: &str) -> Header {
         Header {
-            key: key.into(),
             created_ms: 5,
-            ttl_secs: None,
-            site: "app::f".into(),
-            location: "src/main.rs:1".into(),
-            kind: "call".into(),
-            value_type: "u8".into(),
             compute_ns: 9,
-            payload_len: 0,
             args_preview: Some("(1,)".into()),
+            ..crate::store::entry::test_header(key, 0)
         }
     }
 

@@ -43,8 +43,8 @@ pub struct Stream {
     hashed: usize,
     sums: Segments,
     expected: u128,
-    /// Set once the whole value has been read and found corrupt.
-    failed: Option<String>,
+    /// Set once the last byte has been read: whether the checksum matched.
+    verdict: Option<Result<(), String>>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -87,7 +87,7 @@ impl Stream {
             head,
             sums,
             expected,
-            failed: None,
+            verdict: None,
         };
         Ok((header, stream))
     }
@@ -106,7 +106,7 @@ impl Stream {
     /// the payload) into `dst`. Reads go forward: a range may start before the end of an earlier
     /// one only within the head. The read that reaches the end judges the checksum.
     pub fn read(&mut self, offset: u64, dst: &mut [u8]) -> Result<(), ReadError> {
-        if let Some(why) = &self.failed {
+        if let Some(Err(why)) = &self.verdict {
             return Err(ReadError::Corrupt(why.clone()));
         }
         let mut at = self.payload_at + offset as usize;
@@ -124,15 +124,15 @@ impl Stream {
             }
             self.fill(dst).map_err(ReadError::Corrupt)?;
         }
-        if self.hashed == self.rest_len {
+        if self.hashed == self.rest_len && self.verdict.is_none() {
             let sum = std::mem::take(&mut self.sums).finish();
-            // Feed nothing more: the next read past the head fails the same way or is served.
-            self.hashed = usize::MAX;
-            if sum != self.expected {
-                let why = "checksum mismatch (corrupt or torn entry)".to_string();
-                self.failed = Some(why.clone());
-                return Err(ReadError::Corrupt(why));
-            }
+            let verdict = if sum == self.expected {
+                Ok(())
+            } else {
+                Err("checksum mismatch (corrupt or torn entry)".to_string())
+            };
+            self.verdict = Some(verdict.clone());
+            verdict.map_err(ReadError::Corrupt)?;
         }
         Ok(())
     }
@@ -252,18 +252,7 @@ mod tests {
     use crate::store::Entry;
 
     fn entry_file(payload: &[u8]) -> (tempfile::NamedTempFile, u64) {
-        let header = Header {
-            key: "ab".repeat(32),
-            created_ms: 1,
-            ttl_secs: None,
-            site: "app::f".into(),
-            location: "src/main.rs:1".into(),
-            kind: "call".into(),
-            value_type: "Vec<u8>".into(),
-            compute_ns: 1,
-            payload_len: payload.len() as u64,
-            args_preview: None,
-        };
+        let header = crate::store::entry::test_header(&"ab".repeat(32), payload.len());
         let bytes = Entry::encode(&header, payload);
         let mut f = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut f, &bytes).unwrap();

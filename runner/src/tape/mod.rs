@@ -332,7 +332,7 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     let code = outcome.exit.code();
     if !global.quiet {
         let c = player.counts;
-        eprintln!(
+        run::say(&format!(
             "devstash: replayed {}{}: {} marked call{}{} answered from the tape, {} clock \
              reading{}, {} random",
             path.display(),
@@ -350,7 +350,7 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
             c.clock,
             plural(c.clock),
             human_size(c.random_bytes)
-        );
+        ));
     }
     if !args.verify {
         return Ok(code);
