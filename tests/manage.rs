@@ -125,7 +125,9 @@ fn list_judges_each_entry_by_its_own_ttl_or_by_ttl_flag() {
         table.lines().any(|l| l.starts_with("3 entries, ")),
         "total line missing:\n{table}"
     );
-    assert!(table.contains("1 compiled module"), "{table}");
+    // Compiled modules live in the per-user directory, never in the cache.
+    assert!(!table.contains("compiled module"), "{table}");
+    assert!(!sb.cache().join("modules").exists());
 
     // --ttl overrides every entry's own TTL, as in the Python devstash.
     let table = ok(&sb, &["list", "--ttl", "1m"]).stdout;
@@ -184,7 +186,10 @@ fn list_sorts_by_size_and_age() {
         .iter()
         .map(|e| e["site"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(sites, ["probe::scale", "probe::summarize", "probe::double"]);
+    assert_eq!(
+        sites,
+        ["probe::Scaler::scale", "probe::summarize", "probe::double"]
+    );
     let bad = sb.devstash(&["list", "--sort", "colour"]);
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("possible values"), "{bad:?}");
@@ -218,7 +223,10 @@ fn corrupt_entries_are_listed_flagged_and_inspected() {
 
     let table = ok(&sb, &["list"]).stdout;
     let row = table.lines().find(|l| l.contains(&bad_name)).unwrap();
-    assert!(row.contains("corrupt: checksum mismatch"), "{table}");
+    assert!(
+        row.contains("corrupt: signature does not verify"),
+        "{table}"
+    );
     assert!(table.contains("1 entry failed verification"), "{table}");
     let json = list_json(&sb, &[]);
     let entry = json["entries"]
@@ -228,12 +236,15 @@ fn corrupt_entries_are_listed_flagged_and_inspected() {
         .find(|e| e["name"] == bad_name.as_str())
         .unwrap();
     assert_eq!(entry["status"], "corrupt");
-    assert!(entry["problem"].as_str().unwrap().contains("checksum"));
+    assert!(entry["problem"].as_str().unwrap().contains("signature"));
     assert_eq!(json["corrupt"], 1);
 
     let r = sb.devstash(&["inspect", &bad_name]);
     assert_eq!(r.code, 1, "a corrupt entry exits 1: {r:?}");
-    assert!(r.stdout.contains("CORRUPT: checksum mismatch"), "{r:?}");
+    assert!(
+        r.stdout.contains("CORRUPT: signature does not verify"),
+        "{r:?}"
+    );
     assert!(r.stdout.contains("unverified"), "{r:?}");
     assert!(r.stdout.contains("probe::checked"), "{r:?}");
     let json: Value = serde_json::from_str(
@@ -280,7 +291,7 @@ fn clear_by_pattern_with_and_without_dry_run() {
     assert_eq!(entry_names(&sb), before, "a dry run removes nothing");
 
     // A glob over the site identity.
-    let r = ok(&sb, &["clear", "--pattern", "probe::s*"]);
+    let r = ok(&sb, &["clear", "--pattern", "probe::[Ss]*"]);
     assert!(r.stdout.contains("removed 2 entries"), "{r:?}");
     assert_eq!(entry_names(&sb), [double_name]);
 
@@ -338,8 +349,15 @@ fn clear_all_removes_only_what_devstash_wrote_and_never_follows_links() {
     probe(&sb, &["double", "4"]);
     probe(&sb, &["struct", "a"]);
     let cache = sb.cache();
+    // Compiled modules an older devstash kept in the cache are leftovers `--all` removes.
     let modules = cache.join("modules");
-    assert_eq!(std::fs::read_dir(&modules).unwrap().count(), 1);
+    assert!(!modules.exists(), "compiled modules are kept per user now");
+    std::fs::create_dir(&modules).unwrap();
+    std::fs::write(
+        modules.join(format!("{}.cwasm", "0a".repeat(16))),
+        b"\x7fELF old compilation",
+    )
+    .unwrap();
     assert!(cache.join("index.pack").exists());
 
     // Outside the cache: a file that looks exactly like an entry, and a folder.
@@ -463,10 +481,10 @@ fn inspect_a_healthy_entry_by_prefix_path_and_json() {
     let sb = Sandbox::new();
     probe(&sb, &["method", "3"]);
     probe(&sb, &["double", "4"]);
-    let path = entry_file(&sb, "probe__scale__");
+    let path = entry_file(&sb, "probe__Scaler__scale__");
     let name = path.file_name().unwrap().to_str().unwrap();
 
-    let r = ok(&sb, &["inspect", "probe__scale"]);
+    let r = ok(&sb, &["inspect", "probe__Scaler__scale"]);
     let out = &r.stdout;
     // The marker's line, found in the probe's source so edits elsewhere do not break this.
     let source =
@@ -479,8 +497,8 @@ fn inspect_a_healthy_entry_by_prefix_path_and_json() {
     let location = format!("tests/guests/probe/src/main.rs:{line}");
     for want in [
         name,
-        "ok (blake3",
-        "probe::scale",
+        "ok (keyed blake3",
+        "probe::Scaler::scale",
         location.as_str(),
         "call (stash!)",
         "alloc::vec::Vec<f64>",
@@ -592,7 +610,7 @@ fn inspect_a_module_lists_its_marked_sites_and_imports() {
 
     let out = ok(&sb, &["inspect", module.to_str().unwrap()]).stdout;
     assert!(
-        out.contains(&format!("{} marked sites (devstash ABI 1)", expected.len())),
+        out.contains(&format!("{} marked sites (devstash ABI 2)", expected.len())),
         "{out}"
     );
     for want in [
@@ -644,13 +662,13 @@ fn inspect_a_module_without_sites_or_from_another_abi() {
     std::fs::write(
         &newer,
         r#"(module
-             (@custom "devstash.sites" "{\"abi\":2,\"module\":\"app\",\"callee\":\"f\",\"file\":\"src/main.rs\",\"line\":3,\"ttl\":null,\"kind\":\"call\",\"fingerprint\":\"ab\"}\n\00\00"))"#,
+             (@custom "devstash.sites" "{\"abi\":3,\"module\":\"app\",\"callee\":\"f\",\"file\":\"src/main.rs\",\"line\":3,\"ttl\":null,\"kind\":\"call\",\"fingerprint\":\"ab\"}\n\00\00"))"#,
     )
     .unwrap();
     let out = ok(&sb, &["inspect", newer.to_str().unwrap()]).stdout;
-    assert!(out.contains("1 marked site (devstash ABI 2)"), "{out}");
+    assert!(out.contains("1 marked site (devstash ABI 3)"), "{out}");
     assert!(
-        out.contains("speaks ABI version 2, and this runner speaks version 1"),
+        out.contains("speaks ABI version 3, and this runner speaks version 2"),
         "{out}"
     );
     assert!(

@@ -50,7 +50,10 @@ fn example_replays_byte_for_byte_twenty_times() {
 
     // Without a tape the program differs from run to run: a new seed each time.
     let seed = |r: &Run| r.stdout.lines().next().unwrap_or_default().to_string();
-    let (a, b) = (sb.run(&module, &["-q"]), sb.run(&module, &["-q"]));
+    let (a, b) = (
+        sb.devstash(&["run", "-q", m]),
+        sb.devstash(&["run", "-q", m]),
+    );
     assert_eq!((a.code, b.code), (0, 0), "{a:?}\n{b:?}");
     assert_ne!(seed(&a), seed(&b), "two runs drew the same seed");
 
@@ -311,9 +314,9 @@ fn asking_for_more_than_the_tape_holds_is_a_divergence() {
     for needle in [
         "the program made a marked call that the tape cannot answer",
         "site:      tapeprobe::double (",
-        "arguments: 1 byte: 15",
+        "arguments: (21,)",
         "holds 1 call of this site:",
-        "(20,)  [arguments 1 byte: 14]",
+        "(20,)  [arguments (20,)]",
     ] {
         assert!(call.stderr.contains(needle), "{needle:?} in {call:?}");
     }

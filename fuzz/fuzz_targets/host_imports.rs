@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use devstash_protocol::{ABI_VERSION, SiteDesc, SiteKind, codec};
 use devstash_runner::host::{self, HasStash, Policy, StashHost};
 use devstash_runner::store::disk::DiskTier;
+use devstash_runner::store::sign::Signer;
 use libfuzzer_sys::fuzz_target;
 use wasmtime::{Engine, Linker, Module, Store};
 
@@ -30,6 +31,9 @@ const DRIVER: &str = r#"(module
   (import "devstash" "stash_forget" (func $forget (param i64) (result i32)))
   (import "devstash" "log" (func $log (param i32 i32 i32) (result i32)))
   (import "devstash" "http_request" (func $http (param i32 i32 i32) (result i32)))
+  (import "devstash" "stash_begin" (func $begin (param i64) (result i32)))
+  (import "devstash" "stash_end" (func $end (param i64) (result i32)))
+  (import "devstash" "secret_hash" (func $secret (param i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (func (export "call") (param $which i32) (param $a i32) (param $b i32) (param $c i32)
                         (param $d i32) (param $e i32) (result i32)
@@ -41,6 +45,9 @@ const DRIVER: &str = r#"(module
       (if (i32.eq (local.get $which) (i32.const 4)) (then (br $out (call $forget (i64.extend_i32_s (local.get $a))))))
       (if (i32.eq (local.get $which) (i32.const 5)) (then (br $out (call $log (local.get $a) (local.get $b) (local.get $c)))))
       (if (i32.eq (local.get $which) (i32.const 6)) (then (br $out (call $read (i64.extend_i32_s (local.get $a)) (local.get $b) (local.get $c)))))
+      (if (i32.eq (local.get $which) (i32.const 7)) (then (br $out (call $begin (i64.extend_i32_s (local.get $a))))))
+      (if (i32.eq (local.get $which) (i32.const 8)) (then (br $out (call $end (i64.extend_i32_s (local.get $a))))))
+      (if (i32.eq (local.get $which) (i32.const 9)) (then (br $out (call $secret (local.get $a) (local.get $b) (local.get $c)))))
       (call $http (local.get $a) (local.get $b) (local.get $c)))))"#;
 
 /// Where the valid site descriptor is placed in guest memory.
@@ -60,6 +67,7 @@ fn planted() -> &'static [u8] {
             fingerprint: "0".repeat(32),
             value_type: "u64".into(),
             kind: SiteKind::Call,
+            types: "callee=fuzz::f".into(),
         })
         .expect("a descriptor encodes")
     })
@@ -80,7 +88,8 @@ fuzz_target!(|data: &[u8]| {
     let (engine, module, dir) = setup();
     let mut linker: Linker<Ctx> = Linker::new(engine);
     host::add_to_linker(&mut linker).unwrap();
-    let stash = StashHost::new(Box::new(DiskTier::new(dir)), Policy::default());
+    let signer = Signer::new([7; 32], "0123456789abcdef");
+    let stash = StashHost::new(Box::new(DiskTier::new(dir, signer)), Policy::default());
     let mut store = Store::new(engine, Ctx { stash });
     let instance = linker.instantiate(&mut store, module).unwrap();
     let memory = instance.get_memory(&mut store, "memory").unwrap();
@@ -109,8 +118,8 @@ fuzz_target!(|data: &[u8]| {
                 word(i) & 0x3ff
             }
         };
-        let args = match word(0).rem_euclid(9) {
-            8 => (0, PLANTED as i32, desc.len() as i32, 0, 0, 0),
+        let args = match word(0).rem_euclid(12) {
+            11 => (0, PLANTED as i32, desc.len() as i32, 0, 0, 0),
             which => (which, arg(1), arg(2), arg(3), arg(4), arg(5)),
         };
         if call.call(&mut store, args).is_err() {

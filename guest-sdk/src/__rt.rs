@@ -2,16 +2,21 @@
 //! macros are.
 //!
 //! The expansion owns the evaluated arguments as one tuple `A`, encodes the key from them before
-//! the call can move them, and hands both to [`Probed`], whose methods are picked by
-//! autoref-based dispatch on the concrete return type: a `Result<T, E>` stores only `Ok(T)`;
-//! bytes and strings (`Vec<u8>`, `String`, `serde_bytes::ByteBuf`) are restored straight into
-//! their final buffer; anything else stores the whole value.
+//! the call can move them (see [`crate::key`]), and hands both to [`Probed`], whose methods are
+//! picked by autoref-based dispatch on the concrete return type: a `Result<T, E>` stores only
+//! `Ok(T)`; bytes and strings (`Vec<u8>`, `String`, `serde_bytes::ByteBuf`) are restored
+//! straight into their final buffer; anything else stores the whole value.
+//!
+//! A site registers once per set of concrete types it runs with (a generic function's marker
+//! runs with as many as the function is instantiated with), describing to the runner what the
+//! compiler resolved: the callee's full path, the argument and value types, and the value
+//! type's shape (see [`crate::shape`]). The runner folds all of it into the site's keys.
 
 use core::cell::Cell;
 use core::marker::PhantomData;
-use core::sync::atomic::AtomicI32;
 #[cfg(target_arch = "wasm32")]
 use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicI32, AtomicUsize};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,7 +27,7 @@ pub use devstash_protocol::SiteKind;
 pub struct Site {
     /// `module_path!()` at the marker.
     pub module_path: &'static str,
-    /// Callee or function name.
+    /// The callee or function name as written.
     pub callee: &'static str,
     /// `file!()` at the marker.
     pub file: &'static str,
@@ -34,32 +39,109 @@ pub struct Site {
     pub fingerprint: &'static str,
     /// How the site was marked.
     pub kind: SiteKind,
-    /// Handle from `site_register`: `UNREGISTERED` until the first call, `DISABLED` if the
-    /// runner refused the site (the call then runs uncached).
-    pub handle: AtomicI32,
+    /// For `stash!(name(..))` where `name` is bound, at the marker, to a closure written there:
+    /// the binding's name and the fingerprint of the closure's code.
+    pub closure: Option<(&'static str, &'static str)>,
+    /// The handle of the first set of types the site ran with, by the address and length of its
+    /// type tag (see [`Site::handle`]). Natively nothing is registered.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    first_tag: AtomicUsize,
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    first_len: AtomicUsize,
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    first: AtomicI32,
+    /// Handles of the other sets of types, for generic code.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    more: std::sync::Mutex<Vec<(&'static str, i32)>>,
 }
 
-/// [`Site::handle`] before the first call.
+/// A site handle before the site has been registered.
 pub const UNREGISTERED: i32 = -1;
-/// [`Site::handle`] when the runner refused the site.
+/// A site handle when the call runs uncached (the runner refused the site, or the callee cannot
+/// be keyed honestly).
 pub const DISABLED: i32 = -2;
+
+/// What the compiler resolved the marked callee to, taken at the call.
+#[derive(Clone, Copy)]
+pub enum Callee {
+    /// `#[stashed]`: the function itself (its path comes from the dispatch closure's type).
+    Fn,
+    /// `stash!(path(..))`: the type name and size of the value the path names.
+    Path {
+        /// `core::any::type_name` of the callee's type.
+        name: &'static str,
+        /// Its size: 0 for a function item or a closure that captures nothing.
+        size: usize,
+    },
+    /// `stash!(receiver.method(..))`.
+    Method {
+        /// `core::any::type_name` of the receiver's type.
+        receiver: &'static str,
+        /// The method's name.
+        method: &'static str,
+        /// Explicit generic arguments (`::<u8>`), as written.
+        turbofish: &'static str,
+    },
+}
+
+impl Callee {
+    /// The callee a path names.
+    #[inline]
+    pub fn path<C: ?Sized>(callee: &C) -> Callee {
+        Callee::Path {
+            name: core::any::type_name::<C>(),
+            size: core::mem::size_of_val(callee),
+        }
+    }
+
+    /// A method of `receiver`.
+    #[inline]
+    pub fn method<T: ?Sized>(
+        receiver: &T,
+        method: &'static str,
+        turbofish: &'static str,
+    ) -> Callee {
+        let _ = receiver;
+        Callee::Method {
+            receiver: core::any::type_name::<T>(),
+            method,
+            turbofish,
+        }
+    }
+}
 
 /// The canonical bytes of a call's key material, or `None` when they could not be encoded (the
 /// call then runs uncached, with a warning: never under a shared key).
 pub struct KeyBytes(#[allow(dead_code)] Option<Vec<u8>>);
 
-/// Encodes the key material of a call (its arguments, and a method call's receiver).
+/// Encodes the key material of a call (its arguments, and a method call's receiver) with the
+/// canonical encoding of [`crate::key`].
 #[inline]
 pub fn encode_key<K: Serialize + ?Sized>(key: &K) -> KeyBytes {
     #[cfg(target_arch = "wasm32")]
     {
-        KeyBytes(devstash_protocol::codec::encode(key).ok())
+        KeyBytes(crate::key::encode(key).ok())
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
         let _ = key;
         KeyBytes(None)
     }
+}
+
+/// The key bytes of a method call (its receiver, then its arguments) and the resolved callee,
+/// from one evaluation of the receiver expression.
+#[inline]
+pub fn method_key<T: Serialize + ?Sized, A: Serialize>(
+    receiver: &T,
+    args: &A,
+    method: &'static str,
+    turbofish: &'static str,
+) -> (KeyBytes, Callee) {
+    (
+        encode_key(&(receiver, args)),
+        Callee::method(receiver, method, turbofish),
+    )
 }
 
 /// Makes an arguments preview with `Debug` where the arguments implement it.
@@ -80,19 +162,45 @@ pub trait PreviewDebug<A> {
 
 impl<A: core::fmt::Debug> PreviewDebug<A> for &PreviewProbe<A> {
     fn previewer(self) -> fn(&A) -> Option<String> {
-        |args| {
-            let mut s = format!("{args:?}");
-            if s.len() > PREVIEW_MAX {
-                let mut end = PREVIEW_MAX;
-                while !s.is_char_boundary(end) {
-                    end -= 1;
-                }
-                s.truncate(end);
-                s.push('…');
+        |args| Some(bounded_debug(args, PREVIEW_MAX))
+    }
+}
+
+/// `Debug` of `value`, cut at `max` bytes. Formatting stops as soon as the text is that long
+/// (the writer refuses more, and `Debug` implementations give up on the first refusal), so a
+/// preview costs about the same whatever the size of the value.
+pub fn bounded_debug<T: core::fmt::Debug + ?Sized>(value: &T, max: usize) -> String {
+    struct Bounded {
+        text: String,
+        max: usize,
+        full: bool,
+    }
+    impl core::fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let room = self.max - self.text.len();
+            if s.len() <= room {
+                self.text.push_str(s);
+                return Ok(());
             }
-            Some(s)
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.text.push_str(&s[..end]);
+            self.full = true;
+            Err(core::fmt::Error)
         }
     }
+    let mut out = Bounded {
+        text: String::with_capacity(max.min(64)),
+        max,
+        full: false,
+    };
+    let _ = core::fmt::write(&mut out, format_args!("{value:?}"));
+    if out.full {
+        out.text.push('…');
+    }
+    out.text
 }
 
 /// Fallback: no preview.
@@ -110,7 +218,7 @@ impl<A> PreviewNone<A> for &PreviewProbe<A> {
 /// Longest arguments preview stored with an entry, in bytes.
 pub const PREVIEW_MAX: usize = 200;
 
-/// A marked call waiting to run: its arguments' type `A`, its value type `R` and the call.
+/// A marked call waiting to run: its arguments' type `A`, its value type `R` and the call `F`.
 pub struct Probed<A, R, F> {
     call: Cell<Option<F>>,
     _types: PhantomData<fn(A) -> R>,
@@ -134,13 +242,22 @@ impl<A, R, F: FnOnce(A) -> R> Probed<A, R, F> {
     }
 }
 
+/// Everything a run method is handed besides the arguments.
+pub struct Marker {
+    /// The site.
+    pub site: &'static Site,
+    /// The resolved callee.
+    pub callee: Callee,
+    /// The key bytes.
+    pub key: KeyBytes,
+}
+
 /// Dispatch for calls returning `Result<T, E>`: only `Ok(T)` is stored.
 pub trait StashOk<A, T, E> {
     /// Runs the call or returns its stored value.
     fn __devstash_run(
         self,
-        site: &'static Site,
-        key: KeyBytes,
+        marker: Marker,
         preview: fn(&A) -> Option<String>,
         args: A,
     ) -> Result<T, E>;
@@ -154,19 +271,21 @@ where
     #[inline]
     fn __devstash_run(
         self,
-        site: &'static Site,
-        key: KeyBytes,
+        marker: Marker,
         preview: fn(&A) -> Option<String>,
         args: A,
     ) -> Result<T, E> {
         let call = self.take();
         #[cfg(target_arch = "wasm32")]
         {
-            match imp::lookup::<T>(site, &key) {
+            let Some(c) = imp::prepare::<A, T, F>(&marker) else {
+                return call(args);
+            };
+            match imp::lookup::<T>(&c) {
                 imp::Lookup::Hit(v) => Ok(v),
                 imp::Lookup::Miss(ticket) => {
                     let text = preview(&args);
-                    let result = call(args);
+                    let result = imp::timed(ticket, || call(args));
                     match &result {
                         Ok(v) => imp::store(ticket, v, text),
                         Err(_) => imp::forget(ticket),
@@ -178,7 +297,7 @@ where
         }
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let _ = (site, key, preview);
+            let _ = (marker, preview);
             call(args)
         }
     }
@@ -224,48 +343,30 @@ impl RawBytes for serde_bytes::ByteBuf {
 /// types never overlap with these.
 pub trait StashBytes<A, R> {
     /// Runs the call or returns its stored value.
-    fn __devstash_run(
-        self,
-        site: &'static Site,
-        key: KeyBytes,
-        preview: fn(&A) -> Option<String>,
-        args: A,
-    ) -> R;
+    fn __devstash_run(self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R;
 }
 
 impl<A, R, F> StashBytes<A, R> for &Probed<A, R, F>
 where
-    R: RawBytes,
+    R: RawBytes + DeserializeOwned,
     F: FnOnce(A) -> R,
 {
     #[inline]
-    fn __devstash_run(
-        self,
-        site: &'static Site,
-        key: KeyBytes,
-        preview: fn(&A) -> Option<String>,
-        args: A,
-    ) -> R {
+    fn __devstash_run(self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R {
         #[cfg(target_arch = "wasm32")]
         let stored: Stored<R> = (imp::lookup_raw::<R>, |t, v, p| {
             imp::store_raw(t, v.as_raw(), p)
         });
         #[cfg(not(target_arch = "wasm32"))]
         let stored: Stored<R> = PhantomData;
-        run_whole(self.take(), stored, site, key, preview, args)
+        run_whole::<A, R, F>(self.take(), stored, marker, preview, args)
     }
 }
 
 /// Dispatch for every other value type: the whole value is stored.
 pub trait StashValue<A, R> {
     /// Runs the call or returns its stored value.
-    fn __devstash_run(
-        &self,
-        site: &'static Site,
-        key: KeyBytes,
-        preview: fn(&A) -> Option<String>,
-        args: A,
-    ) -> R;
+    fn __devstash_run(&self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R;
 }
 
 impl<A, R, F> StashValue<A, R> for &Probed<A, R, F>
@@ -274,25 +375,19 @@ where
     F: FnOnce(A) -> R,
 {
     #[inline]
-    fn __devstash_run(
-        &self,
-        site: &'static Site,
-        key: KeyBytes,
-        preview: fn(&A) -> Option<String>,
-        args: A,
-    ) -> R {
+    fn __devstash_run(&self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R {
         #[cfg(target_arch = "wasm32")]
         let stored: Stored<R> = (imp::lookup::<R>, imp::store::<R>);
         #[cfg(not(target_arch = "wasm32"))]
         let stored: Stored<R> = PhantomData;
-        run_whole(self.take(), stored, site, key, preview, args)
+        run_whole::<A, R, F>(self.take(), stored, marker, preview, args)
     }
 }
 
 /// How a value type is looked up and stored: a lookup and a store function.
 #[cfg(target_arch = "wasm32")]
 type Stored<R> = (
-    fn(&'static Site, &KeyBytes) -> imp::Lookup<R>,
+    fn(&imp::Prepared) -> imp::Lookup<R>,
     fn(i64, &R, Option<String>),
 );
 /// Off wasm the markers are plain calls: nothing is looked up or stored.
@@ -302,22 +397,24 @@ type Stored<R> = PhantomData<R>;
 /// Runs a call whose whole value is stored (see [`StashBytes`] and [`StashValue`]), or returns
 /// its stored value.
 #[inline]
-fn run_whole<A, R>(
-    call: impl FnOnce(A) -> R,
+fn run_whole<A, R: DeserializeOwned, F: FnOnce(A) -> R>(
+    call: F,
     stored: Stored<R>,
-    site: &'static Site,
-    key: KeyBytes,
+    marker: Marker,
     preview: fn(&A) -> Option<String>,
     args: A,
 ) -> R {
     #[cfg(target_arch = "wasm32")]
     {
         let (lookup, store) = stored;
-        match lookup(site, &key) {
+        let Some(c) = imp::prepare::<A, R, F>(&marker) else {
+            return call(args);
+        };
+        match lookup(&c) {
             imp::Lookup::Hit(v) => v,
             imp::Lookup::Miss(ticket) => {
                 let text = preview(&args);
-                let value = call(args);
+                let value = imp::timed(ticket, || call(args));
                 store(ticket, &value, text);
                 value
             }
@@ -326,7 +423,7 @@ fn run_whole<A, R>(
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let _ = (stored, site, key, preview);
+        let _ = (stored, marker, preview);
         call(args)
     }
 }
@@ -344,6 +441,139 @@ pub const fn record_bytes<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
+/// `app::W<u8>::m` -> `app::W::m`: a path without its generic arguments (a qualified path such
+/// as `<app::T as app::Tr>::m` is kept as it is).
+pub fn without_generics(path: &str) -> String {
+    if path.starts_with('<') {
+        return path.to_string();
+    }
+    let mut out = String::with_capacity(path.len());
+    let mut depth = 0usize;
+    for c in path.chars() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            c if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What a site registers as, for one set of concrete types; or why it runs uncached.
+pub struct Resolved {
+    /// The identity shown and used in entry names (a path without generic arguments).
+    pub callee: String,
+    /// The fingerprint of the code that decides the value.
+    pub fingerprint: &'static str,
+    /// Everything else the compiler resolved (see `SiteDesc::types`).
+    pub types: String,
+}
+
+/// Works out what `site` registers as when it runs with arguments `A`, value type `V`
+/// (for a `Result`, its `Ok` type) and dispatch closure `F`. `Err` says why the call cannot be
+/// keyed honestly and must run uncached.
+pub fn resolve<A, V: DeserializeOwned, F>(site: &Site, callee: Callee) -> Result<Resolved, String> {
+    let args = core::any::type_name::<A>();
+    if args.contains("&mut ") {
+        return Err(
+            "an argument is a `&mut` reference: a stored value would skip what the call does to \
+             it"
+            .into(),
+        );
+    }
+    // The dispatch closure is defined inside the function that holds the marker, and its type's
+    // name carries that function's path and generic arguments.
+    let closure = core::any::type_name::<F>();
+    let enclosing = closure.strip_suffix("::{{closure}}").unwrap_or(closure);
+    let mut fingerprint = site.fingerprint;
+    let (callee, full) = match callee {
+        Callee::Fn => (without_generics(enclosing), enclosing.to_string()),
+        Callee::Path { name, size } => {
+            if size != 0 {
+                return Err(
+                    "its callee is a function pointer, a reference, or a closure that captures \
+                     variables: what it captures (or which function it points at) is not part \
+                     of the key; call a named function, or pass what varies as an argument"
+                        .into(),
+                );
+            }
+            match name.strip_suffix("::{{closure}}") {
+                Some(defined_in) => {
+                    let Some((binding, code)) = site.closure else {
+                        return Err(format!(
+                            "its callee `{}` is a closure that is not written where it is \
+                             called, so its code is not part of the key; call a named function",
+                            site.callee
+                        ));
+                    };
+                    if !enclosing.starts_with(defined_in) {
+                        return Err(format!(
+                            "its callee `{}` is a closure defined in {defined_in}, not at the \
+                             marker; call a named function",
+                            site.callee
+                        ));
+                    }
+                    fingerprint = code;
+                    (
+                        format!("{}::{binding}", without_generics(defined_in)),
+                        format!("{name} {binding}"),
+                    )
+                }
+                None => (without_generics(name), name.to_string()),
+            }
+        }
+        Callee::Method {
+            receiver,
+            method,
+            turbofish,
+        } => {
+            let receiver = receiver.trim_start_matches('&').trim_start_matches("mut ");
+            (
+                format!("{}::{method}", without_generics(receiver)),
+                format!("{receiver}::{method}{turbofish}"),
+            )
+        }
+    };
+    let value = core::any::type_name::<V>();
+    let shape = crate::shape::of::<V>();
+    Ok(Resolved {
+        callee,
+        fingerprint,
+        types: format!("callee={full}\nargs={args}\nvalue={value}\nshape={shape}"),
+    })
+}
+
+impl Site {
+    /// The handle registered for the set of types whose tag is `tag` (the name of the dispatch
+    /// closure's type, which is distinct for each instantiation of a generic function), or
+    /// `None` if there is none yet.
+    #[cfg(target_arch = "wasm32")]
+    fn handle(&self, tag: &'static str) -> Option<i32> {
+        // The common case, one set of types: two loads and a compare.
+        if self.first_tag.load(Ordering::Acquire) == tag.as_ptr() as usize
+            && self.first_len.load(Ordering::Relaxed) == tag.len()
+        {
+            return Some(self.first.load(Ordering::Relaxed));
+        }
+        let more = self.more.lock().unwrap_or_else(|e| e.into_inner());
+        more.iter().find(|(t, _)| *t == tag).map(|&(_, h)| h)
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn remember(&self, tag: &'static str, handle: i32) {
+        if self.first_tag.load(Ordering::Acquire) == 0 {
+            self.first.store(handle, Ordering::Relaxed);
+            self.first_len.store(tag.len(), Ordering::Relaxed);
+            self.first_tag
+                .store(tag.as_ptr() as usize, Ordering::Release);
+        } else {
+            let mut more = self.more.lock().unwrap_or_else(|e| e.into_inner());
+            more.push((tag, handle));
+        }
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 mod imp {
     use super::*;
@@ -356,30 +586,69 @@ mod imp {
         Uncached,
     }
 
-    fn handle<V>(site: &'static Site) -> i32 {
-        let h = site.handle.load(Ordering::Relaxed);
-        if h != UNREGISTERED {
-            return h;
+    /// A call ready to look up: its site's handle and its key bytes.
+    pub struct Prepared<'a> {
+        site: &'static Site,
+        handle: i32,
+        args: &'a [u8],
+    }
+
+    /// Registers the site for these types when it is the first call with them; `None` when the
+    /// call runs uncached.
+    pub fn prepare<'a, A, V: DeserializeOwned, F>(marker: &'a Marker) -> Option<Prepared<'a>> {
+        let site = marker.site;
+        let tag = core::any::type_name::<F>();
+        let handle = match site.handle(tag) {
+            Some(h) => h,
+            None => {
+                let h = register::<A, V, F>(site, marker.callee);
+                site.remember(tag, h);
+                h
+            }
+        };
+        if handle == DISABLED {
+            return None;
         }
+        let Some(args) = &marker.key.0 else {
+            warn(
+                site,
+                "its arguments could not be encoded; the call runs uncached",
+            );
+            return None;
+        };
+        Some(Prepared {
+            site,
+            handle,
+            args: args.as_slice(),
+        })
+    }
+
+    fn register<A, V: DeserializeOwned, F>(site: &'static Site, callee: Callee) -> i32 {
+        let resolved = match resolve::<A, V, F>(site, callee) {
+            Ok(r) => r,
+            Err(why) => {
+                warn(site, &format!("{why}; the call runs uncached"));
+                return DISABLED;
+            }
+        };
         let desc = SiteDesc {
             abi_version: ABI_VERSION,
             module_path: site.module_path.into(),
-            callee: site.callee.into(),
+            callee: resolved.callee,
             file: site.file.into(),
             line: site.line,
             ttl_secs: site.ttl_secs,
-            fingerprint: site.fingerprint.into(),
+            fingerprint: resolved.fingerprint.into(),
             value_type: core::any::type_name::<V>().into(),
             kind: site.kind,
+            types: resolved.types,
         };
         let h = match codec::encode(&desc) {
             // SAFETY: pointer and length describe `bytes`, alive for the call.
             Ok(bytes) => unsafe { abi::site_register(bytes.as_ptr(), bytes.len()) },
             Err(_) => DISABLED,
         };
-        let h = if h < 0 { DISABLED } else { h };
-        site.handle.store(h, Ordering::Relaxed);
-        h
+        if h < 0 { DISABLED } else { h }
     }
 
     fn get(handle: i32, args: &[u8], flags: i32) -> (i32, u64) {
@@ -389,50 +658,56 @@ mod imp {
         (status, out)
     }
 
-    /// The site's handle and the call's key bytes, or `None` when the call runs uncached.
-    fn prepare<'k, V>(site: &'static Site, key: &'k KeyBytes) -> Option<(i32, &'k [u8])> {
-        let Some(args) = &key.0 else {
-            warn(
-                site,
-                "its arguments could not be encoded; the call runs uncached",
-            );
-            return None;
-        };
-        let h = handle::<V>(site);
-        (h != DISABLED).then_some((h, args.as_slice()))
+    /// Runs a missed call, telling the runner when it starts and ends so that its recorded
+    /// compute time is the call's own (not the preview's, nor the value's encoding).
+    pub fn timed<T>(ticket: i64, call: impl FnOnce() -> T) -> T {
+        // SAFETY: plain integer calls.
+        unsafe { abi::stash_begin(ticket) };
+        let value = call();
+        unsafe { abi::stash_end(ticket) };
+        value
     }
 
-    /// After a stored value could not be used: a ticket to recompute it. `undecodable` is set
-    /// when the value was read but is not a `V` (a corrupt one was reported by the runner).
-    fn refresh<V>(site: &'static Site, h: i32, args: &[u8], undecodable: bool) -> Lookup<V> {
-        if undecodable {
-            warn(site, "its stored value no longer decodes; recomputing");
+    /// After a stored value could not be used: a ticket to recompute it. `why` is the warning
+    /// for a value that was read but cannot be used (a corrupt one was reported by the runner).
+    fn refresh<V>(c: &Prepared, why: Option<&str>) -> Lookup<V> {
+        if let Some(why) = why {
+            warn(c.site, &format!("{why}; recomputing"));
         }
-        match get(h, args, get_flags::REFRESH) {
+        match get(c.handle, c.args, get_flags::REFRESH) {
             (s, ticket) if s == Status::Miss as i32 => Lookup::Miss(ticket as i64),
             _ => Lookup::Uncached,
         }
     }
 
-    pub fn lookup<V: DeserializeOwned>(site: &'static Site, key: &KeyBytes) -> Lookup<V> {
-        let Some((h, args)) = prepare::<V>(site, key) else {
-            return Lookup::Uncached;
-        };
-        let (status, out) = get(h, args, 0);
+    /// A buffer for `len` bytes, or `None` when the guest cannot hold them.
+    fn buffer(len: u64) -> Option<Vec<u8>> {
+        let len = usize::try_from(len).ok()?;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(len).ok()?;
+        Some(buf)
+    }
+
+    const TOO_LARGE: &str = "its stored value is larger than this program's memory can hold";
+
+    pub fn lookup<V: DeserializeOwned>(c: &Prepared) -> Lookup<V> {
+        let (status, out) = get(c.handle, c.args, 0);
         match Status::from_raw(status) {
             Some(Status::Hit) => {
+                let Some(mut buf) = buffer(out) else {
+                    return refresh(c, Some(TOO_LARGE));
+                };
                 let len = out as usize;
-                let mut buf = Vec::with_capacity(len);
                 // SAFETY: `buf` has capacity `len`; the host writes exactly `len` bytes or
                 // fails, and the length is only set after success.
                 let taken = unsafe { abi::stash_take(buf.as_mut_ptr(), len) };
                 if taken != Status::Hit as i32 {
-                    return refresh(site, h, args, false);
+                    return refresh(c, None);
                 }
                 unsafe { buf.set_len(len) };
                 match codec::decode::<V>(&buf) {
                     Ok(v) => Lookup::Hit(v),
-                    Err(_) => refresh(site, h, args, true),
+                    Err(_) => refresh(c, Some("its stored value no longer decodes")),
                 }
             }
             Some(Status::Miss) => Lookup::Miss(out as i64),
@@ -442,18 +717,15 @@ mod imp {
 
     /// Like [`lookup`], for a [`RawBytes`] value: its length prefix is read first, then its
     /// bytes straight into the value's buffer.
-    pub fn lookup_raw<V: RawBytes>(site: &'static Site, key: &KeyBytes) -> Lookup<V> {
-        let Some((h, args)) = prepare::<V>(site, key) else {
-            return Lookup::Uncached;
-        };
-        let (status, out) = get(h, args, 0);
+    pub fn lookup_raw<V: RawBytes>(c: &Prepared) -> Lookup<V> {
+        let (status, out) = get(c.handle, c.args, 0);
         match Status::from_raw(status) {
             Some(Status::Hit) => match read_raw(out) {
                 Ok(bytes) => match V::from_raw(bytes) {
                     Some(v) => Lookup::Hit(v),
-                    None => refresh(site, h, args, true),
+                    None => refresh(c, Some("its stored value no longer decodes")),
                 },
-                Err(undecodable) => refresh(site, h, args, undecodable),
+                Err(why) => refresh(c, why),
             },
             Some(Status::Miss) => Lookup::Miss(out as i64),
             _ => Lookup::Uncached,
@@ -461,29 +733,30 @@ mod imp {
     }
 
     /// Reads a pending value of `total` bytes that holds a length prefix and that many bytes.
-    /// `Err(true)` when it is not shaped so, `Err(false)` when the runner refused the read.
-    fn read_raw(total: u64) -> Result<Vec<u8>, bool> {
+    /// `Err(Some(why))` when it cannot be used, `Err(None)` when the runner refused the read.
+    fn read_raw(total: u64) -> Result<Vec<u8>, Option<&'static str>> {
+        const SHAPE: &str = "its stored value no longer decodes";
         // The prefix is a LEB128 varint, whose length follows from the total: the one `p` with
         // `varint_len(total - p) == p`.
         let p = (1..=10u64)
             .find(|&p| total >= p && varint_len(total - p) == p)
-            .ok_or(true)?;
+            .ok_or(Some(SHAPE))?;
         let mut prefix = [0u8; 10];
         // SAFETY: `prefix` has room for `p` <= 10 bytes.
         let s = unsafe { abi::stash_read(0, prefix.as_mut_ptr(), p as usize) };
         if s != Status::Hit as i32 {
-            return Err(false);
+            return Err(None);
         }
         match postcard::take_from_bytes::<u64>(&prefix[..p as usize]) {
             Ok((n, rest)) if rest.is_empty() && n == total - p => {}
-            _ => return Err(true),
+            _ => return Err(Some(SHAPE)),
         }
-        let n = usize::try_from(total - p).map_err(|_| true)?;
-        let mut buf = Vec::with_capacity(n);
+        let mut buf = buffer(total - p).ok_or(Some(TOO_LARGE))?;
+        let n = (total - p) as usize;
         // SAFETY: `buf` has capacity `n`; its length is set only after the host wrote it all.
         let s = unsafe { abi::stash_read(p, buf.as_mut_ptr(), n) };
         if s != Status::Hit as i32 {
-            return Err(false);
+            return Err(None);
         }
         unsafe { buf.set_len(n) };
         Ok(buf)
@@ -549,6 +822,7 @@ pub const fn site(
     ttl_secs: Option<u64>,
     fingerprint: &'static str,
     kind: SiteKind,
+    closure: Option<(&'static str, &'static str)>,
 ) -> Site {
     Site {
         module_path,
@@ -558,6 +832,84 @@ pub const fn site(
         ttl_secs,
         fingerprint,
         kind,
-        handle: AtomicI32::new(UNREGISTERED),
+        closure,
+        first_tag: AtomicUsize::new(0),
+        first_len: AtomicUsize::new(0),
+        first: AtomicI32::new(UNREGISTERED),
+        more: std::sync::Mutex::new(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_stop_early() {
+        struct Counted<'a>(&'a Cell<usize>);
+        impl core::fmt::Debug for Counted<'_> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                self.0.set(self.0.get() + 1);
+                f.write_str("item")
+            }
+        }
+        let count = Cell::new(0);
+        let items: Vec<Counted> = (0..100_000).map(|_| Counted(&count)).collect();
+        let p = bounded_debug(&items, PREVIEW_MAX);
+        assert!(p.len() <= PREVIEW_MAX + '…'.len_utf8(), "{}", p.len());
+        assert!(p.ends_with('…') && p.starts_with("[item, item"));
+        assert!(count.get() < 100, "formatted {} items", count.get());
+        assert_eq!(bounded_debug(&(1, "é"), 200), "(1, \"é\")");
+        // Cut at a character boundary.
+        assert_eq!(bounded_debug("éééé", 4), "\"é…");
+    }
+
+    #[test]
+    fn paths_lose_their_generic_arguments() {
+        assert_eq!(without_generics("app::W<u8>::m"), "app::W::m");
+        assert_eq!(without_generics("app::f<alloc::vec::Vec<u8>>"), "app::f");
+        assert_eq!(
+            without_generics("<app::T as app::Tr>::m"),
+            "<app::T as app::Tr>::m"
+        );
+    }
+
+    static SITE: Site = site(
+        "app",
+        "score",
+        "src/main.rs",
+        3,
+        None,
+        "fp",
+        SiteKind::Call,
+        Some(("score", "closurefp")),
+    );
+
+    fn resolved<F>(_f: &F, callee: Callee) -> Result<Resolved, String> {
+        resolve::<(u64,), u64, F>(&SITE, callee)
+    }
+
+    #[test]
+    fn callees_resolve_to_what_the_compiler_saw() {
+        fn load(x: u64) -> u64 {
+            x
+        }
+        let dispatch = |x: u64| x;
+        let r = resolved(&dispatch, Callee::path(&load)).unwrap();
+        assert!(r.callee.ends_with("::load"), "{}", r.callee);
+        assert_eq!(r.fingerprint, "fp");
+        // A closure written in this function is keyed by its own code.
+        let score = |x: u64| x * 3;
+        let r = resolved(&dispatch, Callee::path(&score)).unwrap();
+        assert!(r.callee.ends_with("::score"), "{}", r.callee);
+        assert_eq!(r.fingerprint, "closurefp");
+        // A capturing closure or a function pointer cannot be keyed.
+        let k = 3;
+        let captures = |x: u64| x * k;
+        assert!(resolved(&dispatch, Callee::path(&captures)).is_err());
+        let pointer: fn(u64) -> u64 = load;
+        assert!(resolved(&dispatch, Callee::path(&pointer)).is_err());
+        // `&mut` arguments run uncached.
+        assert!(resolve::<(&mut Vec<u8>,), u64, fn()>(&SITE, Callee::Fn).is_err());
     }
 }

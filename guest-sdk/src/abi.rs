@@ -20,6 +20,9 @@ unsafe extern "C" {
         preview_len: usize,
     ) -> i32;
     pub fn stash_forget(ticket: i64) -> i32;
+    pub fn stash_begin(ticket: i64) -> i32;
+    pub fn stash_end(ticket: i64) -> i32;
+    pub fn secret_hash(ptr: *const u8, len: usize, out_ptr: *mut u8) -> i32;
     pub fn log(level: i32, msg_ptr: *const u8, msg_len: usize) -> i32;
     pub fn http_request(req_ptr: *const u8, req_len: usize, out_ptr: *mut u64) -> i32;
 }

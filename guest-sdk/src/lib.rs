@@ -17,7 +17,10 @@
 //!
 //! Arguments (and a method call's receiver) must implement `serde::Serialize`; the value must
 //! implement `serde::Serialize` and `serde::de::DeserializeOwned`. Anything else is a compile
-//! error at the marker, never a silent shared key. A `Vec<u8>`, `String` or
+//! error at the marker, never a silent shared key. What goes into a key (the callee as the
+//! compiler resolved it, the concrete types, the value type's shape, the arguments in a
+//! canonical encoding) is described in [`key`] and [`shape`] and in the README's "What is in a
+//! key". A secret argument goes in a [`Secret`]. A `Vec<u8>`, `String` or
 //! `serde_bytes::ByteBuf` value is restored straight into its own buffer, with no second copy:
 //! the type to return from a call whose result is large.
 //!
@@ -31,9 +34,13 @@
 
 pub use devstash_macros::{stash, stashed};
 pub use devstash_protocol as protocol;
+pub use secret::Secret;
 
 pub mod http;
+pub mod key;
 pub mod log;
+mod secret;
+pub mod shape;
 
 #[doc(hidden)]
 pub mod __rt;

@@ -7,7 +7,7 @@
 //! (see [`codec`]). The runner bounds-checks everything it is handed and traps the guest with a
 //! clear message when something is out of range.
 //!
-//! # Imports (ABI version 1)
+//! # Imports (ABI version 2)
 //!
 //! | import | signature | what it does |
 //! |---|---|---|
@@ -17,10 +17,14 @@
 //! | `stash_read` | `(offset: i64, dst_ptr: i32, dst_len: i32) -> i32` | Copies bytes `offset..offset + dst_len` of the value of the last hit into guest memory, so that a value can be read in parts (a length prefix, then the bytes straight into their final buffer). The value stays pending until the next `stash_get`. Read front to back: start each read at or after the end of the one before (the runner refuses to go back over a large value). Returns [`Status::Hit`], or [`Status::Corrupt`]. |
 //! | `stash_put` | `(ticket: i64, val_ptr: i32, val_len: i32, preview_ptr: i32, preview_len: i32) -> i32` | Stores the value computed for a missed call. The preview is optional UTF-8 text describing the arguments (`preview_len` 0 for none). |
 //! | `stash_forget` | `(ticket: i64) -> i32` | The call for this ticket finished without a value to store (for example an `Err`). |
+//! | `stash_begin` | `(ticket: i64) -> i32` | The missed call for this ticket starts running now (optional): its recorded compute time counts from here, so that work the guest does before the call (an arguments preview) is not counted. |
+//! | `stash_end` | `(ticket: i64) -> i32` | The call for this ticket has returned (optional): its compute time ends here, before the value is encoded. |
+//! | `secret_hash` | `(ptr: i32, len: i32, out_ptr: i32) -> i32` | Writes 32 bytes at `out_ptr`: a keyed hash of the bytes at `ptr`, under a key of the runner's user that no guest can read. A guest puts it in a key in place of a secret, so that the secret reaches no entry, tape or report. A recording keeps the hashes handed out and a replay hands them back in order. |
 //! | `log` | `(level: i32, msg_ptr: i32, msg_len: i32) -> i32` | Writes a log line through the runner's logger ([`LogLevel`]). |
 //! | `http_request` | `(req_ptr: i32, req_len: i32, out_ptr: i32) -> i32` | Performs (or answers from the cache) the request described by a postcard [`HttpRequest`]. Returns [`Status::Hit`] and writes the length (u64) of a postcard [`HttpResult`] at `out_ptr`; fetch it with `stash_take`. Refusals and network failures are `Err` values in the result, never traps. |
 //!
-//! A guest calls `site_register` once per site and keeps the handle. A hit costs one
+//! A guest calls `site_register` once per site (once per set of concrete types, for a generic
+//! one) and keeps the handle. A hit costs one
 //! `stash_get` and one `stash_take` (or a few `stash_read`s); a miss costs `stash_get`, the real
 //! call, and `stash_put`.
 //!
@@ -32,8 +36,13 @@
 //! # Keys
 //!
 //! The runner derives an entry's key with [`entry_key`]: blake3 over the ABI version, the site
-//! identity, the site's code fingerprint and the canonical (postcard) encoding of the arguments,
-//! each length-prefixed so that no two different inputs share a byte stream.
+//! identity, the site's code fingerprint, its [`SiteDesc::types`] (everything else the compiler
+//! resolved that decides the value: the callee's concrete path, the argument and value types,
+//! the value type's shape) and the canonical encoding of the arguments, each length-prefixed so
+//! that no two different inputs share a byte stream. The runner treats argument bytes as opaque:
+//! their encoding is the guest SDK's, and it must be canonical (equal arguments give equal
+//! bytes, different arguments different bytes). The Rust SDK's is described in its `key`
+//! module.
 //!
 //! # Sites in the module
 //!
@@ -52,7 +61,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. A runner refuses a module built against another version.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The wasm import module every devstash import lives in.
 pub const IMPORT_MODULE: &str = "devstash";
@@ -78,6 +87,12 @@ pub mod import {
     pub const LOG: &str = "log";
     /// `http_request(req_ptr, req_len, out_ptr) -> i32`
     pub const HTTP_REQUEST: &str = "http_request";
+    /// `stash_begin(ticket) -> i32`
+    pub const STASH_BEGIN: &str = "stash_begin";
+    /// `stash_end(ticket) -> i32`
+    pub const STASH_END: &str = "stash_end";
+    /// `secret_hash(ptr, len, out_ptr) -> i32`
+    pub const SECRET_HASH: &str = "secret_hash";
     /// Every import of this ABI version.
     pub const ALL: &[&str] = &[
         SITE_REGISTER,
@@ -88,6 +103,9 @@ pub mod import {
         STASH_FORGET,
         LOG,
         HTTP_REQUEST,
+        STASH_BEGIN,
+        STASH_END,
+        SECRET_HASH,
     ];
 }
 
@@ -167,7 +185,7 @@ impl LogLevel {
 pub enum SiteKind {
     /// `stash!(callee(args))` on a call expression.
     Call,
-    /// `#[stash]` on a function definition.
+    /// `#[stashed]` on a function definition.
     Fn,
 }
 
@@ -176,9 +194,11 @@ pub enum SiteKind {
 pub struct SiteDesc {
     /// The ABI version the guest was built against; must equal [`ABI_VERSION`].
     pub abi_version: u32,
-    /// Module path of the site, e.g. `quickstart` or `app::net`.
+    /// Module path of the marker, e.g. `quickstart` or `app::net`.
     pub module_path: String,
-    /// The callee or function name, e.g. `slow_function` or `Client::fetch`.
+    /// The callee as the compiler resolved it, without generic arguments: the site's identity
+    /// (e.g. `app::csv_src::load`, `app::Client::fetch`, `app::offset::score` for a closure
+    /// bound to `score`).
     pub callee: String,
     /// Source file of the marker.
     pub file: String,
@@ -192,16 +212,17 @@ pub struct SiteDesc {
     pub value_type: String,
     /// How the site was marked.
     pub kind: SiteKind,
+    /// Everything else that decides the value, as the compiler resolved it for this
+    /// instantiation of the site: the callee's full path with its generic arguments, the
+    /// argument and value types, and a fingerprint of the value type's shape. Opaque to the
+    /// runner, which folds it into every key of the site.
+    pub types: String,
 }
 
 impl SiteDesc {
-    /// The site's identity: `module_path::callee`.
+    /// The site's identity: the resolved callee path.
     pub fn identity(&self) -> String {
-        let mut id = String::with_capacity(self.module_path.len() + 2 + self.callee.len());
-        id.push_str(&self.module_path);
-        id.push_str("::");
-        id.push_str(&self.callee);
-        id
+        self.callee.clone()
     }
 }
 
@@ -308,12 +329,10 @@ pub fn is_secret_header(name: &str) -> bool {
 pub type HttpResult = Result<HttpResponse, HttpError>;
 
 /// The key of a stored entry: blake3 over the ABI version, the site identity, the site's code
-/// fingerprint and the canonical argument bytes, each length-prefixed.
-///
-/// The value type is deliberately not part of the key: the fingerprint covers the code that
-/// declares it, and a value that no longer decodes is treated as a miss by the SDK.
-pub fn entry_key(site_identity: &str, fingerprint: &str, args: &[u8]) -> [u8; 32] {
-    KeyHasher::for_site(site_identity, fingerprint).key(args)
+/// fingerprint, its resolved types ([`SiteDesc::types`]) and the canonical argument bytes, each
+/// length-prefixed.
+pub fn entry_key(site_identity: &str, fingerprint: &str, types: &str, args: &[u8]) -> [u8; 32] {
+    KeyHasher::for_site(site_identity, fingerprint, types).key(args)
 }
 
 /// Incremental form of [`entry_key`]: the site part is hashed once, each call adds its arguments.
@@ -324,11 +343,15 @@ pub struct KeyHasher {
 
 impl KeyHasher {
     /// Hashes the per-site prefix of the key.
-    pub fn for_site(site_identity: &str, fingerprint: &str) -> KeyHasher {
+    pub fn for_site(site_identity: &str, fingerprint: &str, types: &str) -> KeyHasher {
         let mut site = blake3::Hasher::new();
         site.update(b"devstash-key");
         site.update(&ABI_VERSION.to_le_bytes());
-        for part in [site_identity.as_bytes(), fingerprint.as_bytes()] {
+        for part in [
+            site_identity.as_bytes(),
+            fingerprint.as_bytes(),
+            types.as_bytes(),
+        ] {
             site.update(&(part.len() as u64).to_le_bytes());
             site.update(part);
         }

@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the functions on a hit's path: key hashing, entry decoding (with its
-//! checksum) and encoding, a lookup through the pack, and the checksum of a large value's
+//! signature) and encoding, a lookup through the pack, and the signature of a large value's
 //! segment. `cargo bench -p devstash-runner`.
 
 use std::hint::black_box;
@@ -8,7 +8,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use devstash_protocol::KeyHasher;
 use devstash_runner::store::disk::DiskTier;
 use devstash_runner::store::names::entry_file_name;
-use devstash_runner::store::{Entry, EntryRef, Header, Lookup, Tier, checksum};
+use devstash_runner::store::sign::{SEGMENT, Signer};
+use devstash_runner::store::{Entry, EntryRef, Header, Lookup, Tier};
 
 fn header(key: &str, len: usize) -> Header {
     Header {
@@ -22,11 +23,17 @@ fn header(key: &str, len: usize) -> Header {
         compute_ns: 1_000,
         payload_len: len as u64,
         args_preview: Some("(42,)".into()),
+        writer: None,
     }
 }
 
 fn hot_paths(c: &mut Criterion) {
-    let hasher = KeyHasher::for_site("bench::f", "0123456789abcdef0123456789abcdef");
+    let hasher = KeyHasher::for_site(
+        "bench::f",
+        "0123456789abcdef0123456789abcdef",
+        "callee=bench::f\nargs=(u32,)\nvalue=u64",
+    );
+    let signer = Signer::new([7; 32], "0123456789abcdef");
     let args = [42u8, 0, 0, 0];
     c.bench_function("key: blake3 of a small call", |b| {
         b.iter(|| hasher.key(black_box(&args)))
@@ -34,23 +41,23 @@ fn hot_paths(c: &mut Criterion) {
 
     let key = hex(&hasher.key(&args));
     let payload = [84u8];
-    let encoded = Entry::encode(&header(&key, 1), &payload);
+    let encoded = Entry::encode(&header(&key, 1), &payload, &signer);
     c.bench_function("entry: encode a small value", |b| {
-        b.iter(|| Entry::encode(black_box(&header(&key, 1)), black_box(&payload)))
+        b.iter(|| Entry::encode(black_box(&header(&key, 1)), black_box(&payload), &signer))
     });
     c.bench_function("entry: decode and verify a small value", |b| {
-        b.iter(|| Entry::decode(black_box(encoded.clone())).unwrap())
+        b.iter(|| Entry::decode(black_box(encoded.clone()), &signer).unwrap())
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let tier = DiskTier::new(dir.path().join("cache"));
+    let tier = DiskTier::new(dir.path().join("cache"), signer.clone());
     let at = EntryRef {
         name: entry_file_name("bench::f", &key),
         key_hex: key.clone(),
     };
     tier.put(&at, &header(&key, 1), &payload).unwrap();
     // A fresh tier, as a new run has; past its first lookups it answers from the pack.
-    let reader = DiskTier::new(dir.path().join("cache"));
+    let reader = DiskTier::new(dir.path().join("cache"), signer.clone());
     for _ in 0..32 {
         reader.get(&at);
     }
@@ -61,9 +68,9 @@ fn hot_paths(c: &mut Criterion) {
         })
     });
 
-    let segment = vec![7u8; checksum::SEGMENT];
-    c.bench_function("checksum: one 1 MiB segment", |b| {
-        b.iter(|| checksum::segment(black_box(&segment)))
+    let segment = vec![7u8; SEGMENT];
+    c.bench_function("signature: one 1 MiB segment", |b| {
+        b.iter(|| signer.segment(1, black_box(&segment)))
     });
 }
 

@@ -1,11 +1,10 @@
-//! Command-line interface: one typed struct per command; options shared by every command that
-//! runs a module live in [`ModuleArgs`] and [`CacheArgs`] and are flattened into each.
+//! The command line: the parser, the commands, and what each one runs. The flags of every
+//! command are in [`crate::flags`]; nothing below this module knows of it.
 
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand};
-
-use crate::sandbox::{DirGrant, EnvVar};
+use crate::flags::{ClearArgs, GlobalArgs, InspectArgs, ListArgs, RecordArgs, ReplayArgs, RunArgs};
+use crate::{exit, inspect, manage, output, run, tape};
 
 /// Record/replay runner for WebAssembly programs: marked calls are computed once and stored.
 #[derive(Debug, Parser)]
@@ -19,137 +18,71 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
-#[derive(Debug, Args)]
-pub struct GlobalArgs {
-    /// Cache directory.
-    #[arg(
-        long,
-        global = true,
-        env = "DEVSTASH_CACHE_DIR",
-        default_value = ".devstash_cache",
-        value_name = "DIR"
-    )]
-    pub cache_dir: PathBuf,
-    /// More logging (-v info, -vv debug, -vvv trace); `DEVSTASH_LOG` takes a full filter.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-    pub verbose: u8,
-    /// Only errors; no summary line.
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
-}
-
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a wasm32-wasip1 module; marked calls are answered from the cache or computed and stored.
     Run(RunArgs),
     /// Run a module and record everything it takes from outside to a tape.
-    Record(crate::tape::RecordArgs),
+    Record(RecordArgs),
     /// Play a run back from its tape, offline and sealed.
-    Replay(crate::tape::ReplayArgs),
+    Replay(ReplayArgs),
     /// List cache entries.
-    List(crate::manage::ListArgs),
+    List(ListArgs),
     /// Remove cache entries.
-    Clear(crate::manage::ClearArgs),
+    Clear(ClearArgs),
     /// Show an entry, a module's marked sites, or a tape.
-    Inspect(crate::inspect::InspectArgs),
+    Inspect(InspectArgs),
 }
 
-/// `devstash run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// What to run and what it may see.
-    #[command(flatten)]
-    pub module: ModuleArgs,
-    /// How marked calls use the cache.
-    #[command(flatten)]
-    pub cache: CacheArgs,
-    /// What the guest may reach over HTTP.
-    #[command(flatten)]
-    pub net: NetArgs,
-}
-
-/// What the guest may reach over HTTP (`devstash::http`).
-#[derive(Debug, Args)]
-pub struct NetArgs {
-    /// Allow HTTP requests to these hosts: HOST, HOST:PORT, *.DOMAIN, comma-separated; with no
-    /// list, every host. Nothing is allowed by default.
-    #[arg(long, value_name = "HOST[:PORT],...", num_args = 0..=1, require_equals = true, default_missing_value = "", value_delimiter = ',')]
-    pub allow_net: Option<Vec<String>>,
-    /// No network: requests are answered only from the cache, and expired entries are served
-    /// (with a warning) instead of recomputed.
-    #[arg(long)]
-    pub offline: bool,
-    /// Treat this request header as a secret too (never stored in clear). Repeatable.
-    #[arg(long, value_name = "NAME")]
-    pub redact_header: Vec<String>,
-}
-
-/// The module, its arguments, and the capabilities granted to it.
-#[derive(Debug, Args)]
-pub struct ModuleArgs {
-    /// Pass an environment variable: NAME=VALUE, or NAME for the host's value. Repeatable.
-    #[arg(long = "env", value_name = "NAME[=VAL]")]
-    pub env: Vec<EnvVar>,
-    /// Grant a directory: HOST, HOST::GUEST, and a `:ro` suffix for read-only. Repeatable.
-    #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]")]
-    pub dirs: Vec<DirGrant>,
-    /// Limits on what the guest may consume.
-    #[command(flatten)]
-    pub limits: LimitArgs,
-    /// The module (.wasm, or .wat text).
-    #[arg(value_name = "MODULE.wasm")]
-    pub module: PathBuf,
-    /// Arguments for the guest (after the module, or after `--`).
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "ARGS"
-    )]
-    pub args: Vec<String>,
-}
-
-/// Limits on what the guest may consume; hitting one stops it with exit code 124.
-#[derive(Debug, Clone, Default, Args)]
-pub struct LimitArgs {
-    /// Stop the guest after this long (e.g. 30s, 5m), even inside a sleep.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub timeout: Option<std::time::Duration>,
-    /// Largest linear memory the guest may grow to (e.g. 256MiB, 1GB).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub max_memory: Option<u64>,
-    /// Stop the guest after it executes roughly this many wasm instructions' worth of fuel.
-    #[arg(long, value_name = "N")]
-    pub fuel: Option<u64>,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    match humantime::parse_duration(s.trim()) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!(
-            "invalid duration {s:?}: use a number and a unit, e.g. 30s, 5m, 1h"
-        )),
+impl Cli {
+    /// Parses the command line. Help and version requests print and exit with 0; a mistake
+    /// prints clap's message and exits with [`exit::RUNNER_ERROR`], like every other failure of
+    /// devstash itself, so that no exit code of devstash's own is mistaken for the guest's.
+    pub fn parse_or_exit() -> Cli {
+        match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(e) if !e.use_stderr() => {
+                // --help and --version.
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            Err(e) => {
+                // One line, as every other error of devstash's: clap's message (which names the
+                // flag and says what is wrong), without its usage block and hints.
+                let text = e.render().to_string();
+                let message: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                output::say(&format!("{} (see `devstash --help`)", message.join(" ")));
+                std::process::exit(exit::RUNNER_ERROR);
+            }
+        }
     }
-}
 
-fn parse_size(s: &str) -> Result<u64, String> {
-    match s.trim().parse::<bytesize::ByteSize>() {
-        Ok(b) if b.as_u64() > 0 => Ok(b.as_u64()),
-        _ => Err(format!(
-            "invalid size {s:?}: use a number and a unit, e.g. 256MiB or 1GB"
-        )),
+    /// Runs the command; returns the process exit code.
+    pub fn dispatch(&self) -> i32 {
+        let g = &self.global;
+        let result = match &self.command {
+            Command::Run(args) => run::run(g, args),
+            Command::Record(args) => tape::record(g, args),
+            Command::Replay(args) => tape::replay(g, args),
+            Command::List(args) => manage::list(g, args),
+            Command::Clear(args) => manage::clear(g, args),
+            Command::Inspect(args) => inspect::inspect(g, args),
+        };
+        match result {
+            Ok(code) => code,
+            // A reader that closed our standard output (`devstash list | head -1`) has all it
+            // wanted: end quietly, as other command-line tools do.
+            Err(e) if output::is_closed(&e) => 0,
+            Err(e) => {
+                output::say(&format!("error: {e:#}"));
+                exit::RUNNER_ERROR
+            }
+        }
     }
-}
-
-/// How marked calls use the cache.
-#[derive(Debug, Args)]
-pub struct CacheArgs {
-    /// Run every marked call for real and store nothing (`DEVSTASH_SKIP=1` does the same).
-    #[arg(long, env = "DEVSTASH_SKIP", value_parser = clap::builder::FalseyValueParser::new())]
-    pub no_cache: bool,
-    /// Recompute entries matching PATTERN (all without one): a glob or substring of the site
-    /// (`app::fetch`) or entry file name.
-    #[arg(long, value_name = "PATTERN", num_args = 0..=1, require_equals = true, default_missing_value = "*")]
-    pub refresh: Option<String>,
 }

@@ -1,9 +1,12 @@
 //! The wasmtime engine and the compiled-module cache.
 //!
 //! Compiling a guest with Cranelift costs ~100 ms; loading a precompiled module costs well under
-//! one. Compiled modules are kept under `<cache dir>/modules/`, named by a hash of the module's
-//! bytes and the engine's compatibility hash (wasmtime version, target, settings), so a changed
-//! module or runner never loads a stale compilation.
+//! one. Compiled modules are native code, so they are kept only in the per-user directory
+//! (`DEVSTASH_HOME/modules/`, see [`crate::home`]), never in a project's cache directory, which
+//! a guest with a write grant or a cloned repository could fill. Each is named by a hash of the
+//! module's bytes and the engine's compatibility hash (wasmtime version, target, settings), and
+//! signed with the user's key over its name and bytes: bytes that do not verify are never handed
+//! to wasmtime, whoever wrote them.
 //!
 //! A warm run reads nothing of the module but its hash, and guest modules are large (a release
 //! build with line tables is megabytes), so the module is mapped rather than copied, and hashed
@@ -13,25 +16,97 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use wasmtime::{Config, Engine, Module};
 
-use crate::cli::LimitArgs;
-use crate::store::disk::{create_cache_dir, write_atomic};
+use crate::home::Home;
+use crate::store::disk::write_atomic;
 
-/// Folder of the cache directory that holds compiled modules.
-pub const MODULES_DIR: &str = "modules";
+/// Most compiled modules kept; the oldest go first. Every rebuild of a guest makes a new one.
+const KEEP_MODULES: usize = 64;
+
+/// Length of the signature that ends a compiled module file.
+const SIGNATURE_LEN: usize = 32;
 
 /// Builds the engine every command uses. Fuel and epoch checks cost time in every loop, so they
 /// are compiled in only when a limit needs them (and name their own compiled modules).
-pub fn engine(limits: &LimitArgs) -> Result<Engine> {
+pub fn engine(interruptible: bool, fuel: bool) -> Result<Engine> {
     let mut config = Config::new();
-    config.epoch_interruption(limits.timeout.is_some());
-    config.consume_fuel(limits.fuel.is_some());
+    config.epoch_interruption(interruptible);
+    config.consume_fuel(fuel);
     Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot set up the WebAssembly engine")
+}
+
+/// Where compiled modules are kept, and the key that signs them.
+pub struct ModuleCache {
+    dir: Dir,
+    path: PathBuf,
+    key: [u8; 32],
+}
+
+impl ModuleCache {
+    /// The compiled-module folder of the per-user directory.
+    pub fn new(home: &Home) -> Result<ModuleCache> {
+        Ok(ModuleCache {
+            dir: home.modules()?,
+            path: home.path().join(crate::home::MODULES_DIR),
+            key: home.keys().modules,
+        })
+    }
+
+    /// The signature of a compiled module: over its file name (which names the module and the
+    /// engine) and its bytes, so that a signed compilation of one module cannot stand in for
+    /// another's.
+    fn sign(&self, name: &str, code: &[u8]) -> [u8; SIGNATURE_LEN] {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(&(name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(code);
+        *h.finalize().as_bytes()
+    }
+
+    /// The compiled code in `bytes` if its signature verifies.
+    fn verified<'a>(&self, name: &str, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        let split = bytes.len().checked_sub(SIGNATURE_LEN)?;
+        let (code, sig) = bytes.split_at(split);
+        // blake3's Hash compares in constant time.
+        (blake3::Hash::from_bytes(self.sign(name, code)) == blake3::Hash::from_slice(sig).ok()?)
+            .then_some(code)
+    }
+
+    fn save(&self, name: &str, module: &Module) -> Result<()> {
+        let mut bytes = module.serialize()?;
+        let sig = self.sign(name, &bytes);
+        bytes.extend_from_slice(&sig);
+        write_atomic(&self.dir, name, &bytes)?;
+        self.prune();
+        Ok(())
+    }
+
+    /// Removes the oldest compiled modules past [`KEEP_MODULES`].
+    fn prune(&self) {
+        let Ok(entries) = self.dir.entries() else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, String)> = entries
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let name = e.file_name().into_string().ok()?;
+                let meta = e.metadata().ok()?;
+                (meta.is_file() && name.ends_with(".cwasm"))
+                    .then(|| Some((meta.modified().ok()?.into_std(), name)))?
+            })
+            .collect();
+        if files.len() <= KEEP_MODULES {
+            return;
+        }
+        files.sort();
+        for (_, name) in &files[..files.len() - KEEP_MODULES] {
+            let _ = self.dir.remove_file(name);
+        }
+    }
 }
 
 /// A module file, mapped and checked.
@@ -124,7 +199,7 @@ fn looks_like_wat(path: &Path, bytes: &[u8]) -> bool {
 }
 
 /// blake3 of the module's hash and the engine's compatibility hash: the compiled module's name.
-fn compiled_key(engine: &Engine, module: u128) -> String {
+fn compiled_name(engine: &Engine, module: u128) -> String {
     struct Feed(blake3::Hasher);
     impl Hasher for Feed {
         fn write(&mut self, bytes: &[u8]) {
@@ -135,39 +210,40 @@ fn compiled_key(engine: &Engine, module: u128) -> String {
         }
     }
     let mut feed = Feed(blake3::Hasher::new());
-    feed.0.update(b"devstash-module-2");
+    feed.0.update(b"devstash-module-3");
     feed.0.update(env!("CARGO_PKG_VERSION").as_bytes());
     engine.precompile_compatibility_hash().hash(&mut feed);
     feed.0.update(&module.to_le_bytes());
-    feed.0.finalize().to_hex()[..32].to_string()
+    format!("{}.cwasm", &feed.0.finalize().to_hex()[..32])
 }
 
-/// Compiles a module, or loads its compilation from `<cache_dir>/modules/` when present and
-/// intact. Failing to use the cache is never an error: the module is compiled instead.
-pub fn load(engine: &Engine, file: &ModuleFile, cache_dir: Option<&Path>) -> Result<Module> {
-    let Some(cache_dir) = cache_dir else {
+/// Compiles a module, or loads its compilation from `cache` when one is kept there and its
+/// signature verifies. Failing to use the cache is never an error: the module is compiled
+/// instead (and a compilation that does not verify is reported and replaced).
+pub fn load(engine: &Engine, file: &ModuleFile, cache: Option<&ModuleCache>) -> Result<Module> {
+    let Some(cache) = cache else {
         return compile(engine, file);
     };
-    let name = format!("{}.cwasm", compiled_key(engine, file.hash));
-    let modules = cache_dir.join(MODULES_DIR);
-    if let Ok(dir) = Dir::open_ambient_dir(&modules, ambient_authority())
-        && let Ok(bytes) = dir.read(&name)
-    {
-        match verified(&bytes) {
-            // SAFETY: the bytes are a compilation this runner wrote (checksum verified) for
-            // this exact engine configuration (part of the name).
+    let name = compiled_name(engine, file.hash);
+    match cache.dir.read(&name) {
+        Ok(bytes) => match cache.verified(&name, &bytes) {
+            // SAFETY: the bytes are a compilation this user's devstash made and signed, for this
+            // exact module and engine configuration (both in the signed name).
             Some(code) => match unsafe { Module::deserialize(engine, code) } {
                 Ok(m) => return Ok(m),
                 Err(e) => tracing::debug!("compiled module {name} unusable: {e:#}"),
             },
             None => tracing::warn!(
-                "{}: checksum mismatch; recompiling",
-                modules.join(&name).display()
+                "compiled module {} does not verify (changed or written by someone else); \
+                 ignoring it and recompiling",
+                cache.path.join(&name).display()
             ),
-        }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::debug!("cannot read compiled module {name}: {e}"),
     }
     let module = compile(engine, file)?;
-    if let Err(e) = save(&modules, cache_dir, &name, &module) {
+    if let Err(e) = cache.save(&name, &module) {
         tracing::debug!("could not keep the compiled module: {e:#}");
     }
     Ok(module)
@@ -179,22 +255,42 @@ fn compile(engine: &Engine, file: &ModuleFile) -> Result<Module> {
         .with_context(|| format!("{} is not a valid WebAssembly module", file.path.display()))
 }
 
-/// The compiled code if its trailing checksum (XXH3-128, little endian) matches.
-fn verified(bytes: &[u8]) -> Option<&[u8]> {
-    let split = bytes.len().checked_sub(16)?;
-    let (code, sum) = bytes.split_at(split);
-    (module_hash(code).to_le_bytes() == sum).then_some(code)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn save(modules: &Path, cache_dir: &Path, name: &str, module: &Module) -> Result<()> {
-    if !cache_dir.exists() {
-        create_cache_dir(cache_dir)?;
+    #[test]
+    fn a_compiled_module_loads_only_with_its_own_signature() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::open_at(&tmp.path().join("home")).unwrap();
+        let cache = ModuleCache::new(&home).unwrap();
+        let engine = engine(false, false).unwrap();
+        let dir = tmp.path();
+        std::fs::write(dir.join("a.wat"), "(module (func (export \"_start\")))").unwrap();
+        std::fs::write(dir.join("b.wat"), "(module (func (export \"_start\") nop))").unwrap();
+        let a = read_module(&dir.join("a.wat")).unwrap();
+        let b = read_module(&dir.join("b.wat")).unwrap();
+        load(&engine, &a, Some(&cache)).unwrap();
+        load(&engine, &b, Some(&cache)).unwrap();
+        let (na, nb) = (
+            compiled_name(&engine, a.hash),
+            compiled_name(&engine, b.hash),
+        );
+        let bytes_a = cache.dir.read(&na).unwrap();
+        let bytes_b = cache.dir.read(&nb).unwrap();
+        assert!(cache.verified(&na, &bytes_a).is_some());
+        // Another module's signed compilation under this name, a flipped byte, another user's
+        // signature: none verifies.
+        assert!(cache.verified(&na, &bytes_b).is_none());
+        let mut flipped = bytes_a.clone();
+        flipped[bytes_a.len() / 2] ^= 1;
+        assert!(cache.verified(&na, &flipped).is_none());
+        let other = Home::open_at(&tmp.path().join("other")).unwrap();
+        let other = ModuleCache::new(&other).unwrap();
+        assert!(other.verified(&na, &bytes_a).is_none());
+        // A tampered file is replaced on the next load.
+        cache.dir.write(&na, &flipped).unwrap();
+        load(&engine, &a, Some(&cache)).unwrap();
+        assert!(cache.verified(&na, &cache.dir.read(&na).unwrap()).is_some());
     }
-    std::fs::create_dir_all(modules)?;
-    let dir = Dir::open_ambient_dir(modules, ambient_authority())?;
-    let mut bytes = module.serialize()?;
-    let sum = module_hash(&bytes).to_le_bytes();
-    bytes.extend_from_slice(&sum);
-    write_atomic(&dir, name, &bytes)?;
-    Ok(())
 }

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use devstash_protocol::{
@@ -25,6 +26,11 @@ use crate::store::{EntryRef, Header, Lookup, ReadError, Tier, Value};
 const MAX_SITE_DESC: usize = 64 * 1024;
 /// Most sites one run may register.
 const MAX_SITES: usize = 1 << 16;
+/// Most host memory the registered sites of one run may take, in bytes (without
+/// `--max-memory`; with it, they count against it).
+pub const MAX_SITE_BYTES: u64 = 64 << 20;
+/// Host memory a registered site takes besides its descriptor (its key hasher, its names).
+const SITE_OVERHEAD: u64 = 4096;
 /// Most missed calls that may be running at once (nested marked calls).
 const MAX_TICKETS: usize = 1 << 16;
 /// Longest log line taken from a guest, in bytes.
@@ -63,6 +69,113 @@ pub struct Stats {
     pub saved_ns: u64,
 }
 
+/// Memory the host holds on the guest's behalf, counted against `--max-memory` together with the
+/// guest's own linear memory, so that no import lets a guest grow the host past the limit.
+#[derive(Debug, Default)]
+pub struct Budget {
+    /// `--max-memory`, in bytes.
+    limit: Option<u64>,
+    /// The guest's linear memory, in bytes (kept by the runtime's resource limiter).
+    guest: AtomicU64,
+    /// What the host holds for the guest, in bytes.
+    host: AtomicU64,
+}
+
+/// The error a guest stops with when it, or what the host holds for it, would pass
+/// `--max-memory`.
+#[derive(Debug)]
+pub struct OverBudget {
+    /// What the memory was wanted for.
+    pub what: String,
+    /// Bytes wanted in all.
+    pub wanted: u64,
+    /// The limit.
+    pub limit: u64,
+}
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the guest needed {} ({}) but --max-memory is {}",
+            crate::output::human_size(self.wanted),
+            self.what,
+            crate::output::human_size(self.limit)
+        )
+    }
+}
+
+impl std::error::Error for OverBudget {}
+
+impl Budget {
+    /// A budget of `limit` bytes (`None`: only the per-item caps apply).
+    pub fn new(limit: Option<u64>) -> Budget {
+        Budget {
+            limit,
+            ..Budget::default()
+        }
+    }
+
+    /// The limit, if any.
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+
+    /// Takes `n` bytes for the host; an error naming `what` if that passes the limit.
+    pub fn charge(&self, what: &str, n: u64) -> std::result::Result<(), OverBudget> {
+        let host = self.host.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if let Some(limit) = self.limit {
+            let wanted = host.saturating_add(self.guest.load(Ordering::Relaxed));
+            if wanted > limit {
+                self.host.fetch_sub(n, Ordering::Relaxed);
+                return Err(OverBudget {
+                    what: what.to_string(),
+                    wanted,
+                    limit,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives back `n` bytes the host no longer holds.
+    pub fn release(&self, n: u64) {
+        let _ = self
+            .host
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                Some(h.saturating_sub(n))
+            });
+    }
+
+    /// Whether the guest's memory may grow to `desired` bytes; an error if that, with what the
+    /// host holds, passes the limit.
+    pub fn grow_guest(&self, desired: u64) -> std::result::Result<(), OverBudget> {
+        if let Some(limit) = self.limit {
+            let wanted = desired.saturating_add(self.host.load(Ordering::Relaxed));
+            if wanted > limit {
+                return Err(OverBudget {
+                    what: "its linear memory".into(),
+                    wanted,
+                    limit,
+                });
+            }
+        }
+        self.guest.store(desired, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Bytes left under the limit (`None` without one).
+    pub fn left(&self) -> Option<u64> {
+        self.limit.map(|l| {
+            l.saturating_sub(
+                self.host
+                    .load(Ordering::Relaxed)
+                    .saturating_add(self.guest.load(Ordering::Relaxed)),
+            )
+        })
+    }
+}
+
 /// A registered site.
 struct Site {
     desc: SiteDesc,
@@ -77,7 +190,10 @@ struct Site {
 struct Ticket {
     site: usize,
     key: [u8; 32],
+    /// When the call started: its `stash_get`, or its `stash_begin`.
     started: Instant,
+    /// When it returned (`stash_end`), if the guest said.
+    ended: Option<Instant>,
 }
 
 /// A marked call, as a [`CallHook`] sees it.
@@ -144,6 +260,11 @@ pub trait CallHook: Send {
     fn http_done(&mut self, exchange: &Exchange<'_>, result: &HttpResult) {
         let _ = (exchange, result);
     }
+    /// The guest asked for the keyed hash of a secret (`secret_hash`) and the run computed
+    /// `hash`; what is returned is what the guest gets (a replay hands back the recorded one).
+    fn secret(&mut self, hash: [u8; 32]) -> Result<[u8; 32]> {
+        Ok(hash)
+    }
 }
 
 /// A value waiting for `stash_read` / `stash_take`: a stored value (kept as read, no copy; a
@@ -195,6 +316,13 @@ pub struct StashHost {
     pending: Option<Pending>,
     store_failed: bool,
     hook: Option<Box<dyn CallHook>>,
+    /// Key of `secret_hash` (from the user's key).
+    secret_key: [u8; 32],
+    /// XXH3-128 (hex) of the running module, written into every entry it stores.
+    writer: Option<String>,
+    budget: Arc<Budget>,
+    /// Host memory the registered sites take.
+    site_bytes: u64,
     /// Counters for the summary line.
     pub stats: Stats,
 }
@@ -212,8 +340,36 @@ impl StashHost {
             pending: None,
             store_failed: false,
             hook: None,
+            secret_key: [0; 32],
+            writer: None,
+            budget: Arc::new(Budget::default()),
+            site_bytes: 0,
             stats: Stats::default(),
         }
+    }
+
+    /// Sets the key of `secret_hash` (derived from the user's key: see `home::Keys`).
+    pub fn with_secret_key(mut self, key: [u8; 32]) -> StashHost {
+        self.secret_key = key;
+        self
+    }
+
+    /// Names the running module (its XXH3-128, hex) as the writer of the entries it stores.
+    pub fn with_writer(mut self, module_hash: u128) -> StashHost {
+        self.writer = Some(format!("{module_hash:032x}"));
+        self
+    }
+
+    /// Counts what the host holds for the guest against `budget` (shared with the run's
+    /// resource limiter).
+    pub fn with_budget(mut self, budget: Arc<Budget>) -> StashHost {
+        self.budget = budget;
+        self
+    }
+
+    /// The memory budget of the run.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
     }
 
     /// Installs a hook that sees (record) or answers (replay) every marked call.
@@ -250,10 +406,20 @@ impl StashHost {
         if self.sites.len() >= MAX_SITES {
             bail!("the guest registered more than {MAX_SITES} marked sites");
         }
+        let bytes = desc_bytes(&desc) * 3 + SITE_OVERHEAD;
+        if self.site_bytes.saturating_add(bytes) > MAX_SITE_BYTES {
+            bail!(
+                "the guest's marked sites take more than {} of site descriptors; a program \
+                 registers one small descriptor per marked call site",
+                crate::output::human_size(MAX_SITE_BYTES)
+            );
+        }
+        self.budget.charge("its marked sites' descriptors", bytes)?;
+        self.site_bytes += bytes;
         let identity = desc.identity();
         let stem = entry_stem(&identity);
         let site = Site {
-            hasher: KeyHasher::for_site(&identity, &desc.fingerprint),
+            hasher: KeyHasher::for_site(&identity, &desc.fingerprint, &desc.types),
             location: format!("{}:{}", desc.file, desc.line),
             identity,
             stem,
@@ -338,6 +504,7 @@ impl StashHost {
                 site,
                 key,
                 started: Instant::now(),
+                ended: None,
             },
         );
         Ok((Status::Miss, ticket))
@@ -409,7 +576,9 @@ impl StashHost {
         if self.policy.no_cache {
             return Status::Hit;
         }
-        let compute_ns = u64::try_from(ticket.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let ended = ticket.ended.unwrap_or_else(Instant::now);
+        let compute_ns =
+            u64::try_from(ended.duration_since(ticket.started).as_nanos()).unwrap_or(u64::MAX);
         let at = self.entry_ref(ticket.site, &ticket.key);
         let s = &self.sites[ticket.site];
         let header = Header {
@@ -427,6 +596,7 @@ impl StashHost {
             compute_ns,
             payload_len: value.len() as u64,
             args_preview: preview,
+            writer: self.writer.clone(),
         };
         self.store(&at, &header, value)
     }
@@ -449,6 +619,31 @@ impl StashHost {
 }
 
 impl StashHost {
+    /// The call of `id` starts (`begin`) or has returned: its compute time counts between the
+    /// two.
+    fn timing(&mut self, func: &str, id: u64, begin: bool) -> Result<()> {
+        let Some(t) = self.tickets.get_mut(&id) else {
+            bail!("devstash::{func}: unknown ticket {id}");
+        };
+        let now = Instant::now();
+        if begin {
+            t.started = now;
+            t.ended = None;
+        } else {
+            t.ended = Some(now);
+        }
+        Ok(())
+    }
+
+    /// The keyed hash of a secret the guest hands over (see `secret_hash`).
+    fn secret_hash(&mut self, secret: &[u8]) -> Result<[u8; 32]> {
+        let hash = *blake3::keyed_hash(&self.secret_key, secret).as_bytes();
+        match self.hook.as_mut() {
+            Some(hook) => hook.secret(hash),
+            None => Ok(hash),
+        }
+    }
+
     /// The call of `id` finished without a value to store.
     fn forget(&mut self, id: u64) -> Result<()> {
         let Some(t) = self.tickets.remove(&id) else {
@@ -554,7 +749,12 @@ impl StashHost {
         }
         prepared.check_allowed(&self.net)?;
         let started = Instant::now();
-        let response = prepared.perform()?;
+        // A response the guest could not hold under --max-memory is refused as it arrives.
+        let limit = self
+            .budget
+            .left()
+            .map_or(net::MAX_RESPONSE, |left| left.min(net::MAX_RESPONSE));
+        let response = prepared.perform(limit)?;
         if let Some((at, site, ttl)) = stored {
             self.stats.misses += 1;
             if (200..300).contains(&response.status) && !self.policy.no_cache {
@@ -564,12 +764,13 @@ impl StashHost {
                     created_ms: now_ms(),
                     ttl_secs: ttl,
                     site,
-                    location: prepared.request.url.clone(),
+                    location: prepared.shown_url().to_string(),
                     kind: "http".into(),
                     value_type: "devstash::http::Response".into(),
                     compute_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
                     payload_len: value.len() as u64,
                     args_preview: Some(prepared.preview(&self.net)),
+                    writer: self.writer.clone(),
                 };
                 self.store(&at, &header, &value);
             }
@@ -598,6 +799,21 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// The bytes a site descriptor holds (its strings), for the memory it takes.
+fn desc_bytes(desc: &SiteDesc) -> u64 {
+    [
+        &desc.module_path,
+        &desc.callee,
+        &desc.file,
+        &desc.fingerprint,
+        &desc.value_type,
+        &desc.types,
+    ]
+    .iter()
+    .map(|s| s.len() as u64)
+    .sum()
 }
 
 /// Access to the host state from the store's data.
@@ -758,6 +974,35 @@ pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()
         import::STASH_FORGET,
         |mut caller: Caller<'_, T>, ticket: i64| -> Result<i32> {
             caller.data_mut().stash().forget(ticket as u64)?;
+            Ok(Status::Hit as i32)
+        },
+    )?;
+
+    for (name, begin) in [(import::STASH_BEGIN, true), (import::STASH_END, false)] {
+        linker.func_wrap(
+            IMPORT_MODULE,
+            name,
+            move |mut caller: Caller<'_, T>, ticket: i64| -> Result<i32> {
+                caller
+                    .data_mut()
+                    .stash()
+                    .timing(name, ticket as u64, begin)?;
+                Ok(Status::Hit as i32)
+            },
+        )?;
+    }
+
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SECRET_HASH,
+        |mut caller: Caller<'_, T>, ptr: i32, len: i32, out: i32| -> Result<i32> {
+            let f = import::SECRET_HASH;
+            let mem = memory(&mut caller, f)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let out_r = span(f, "the output", out, 32, data.len())?;
+            let r = span(f, "the secret", ptr, len, data.len())?;
+            let hash = state.stash().secret_hash(&data[r])?;
+            data[out_r].copy_from_slice(&hash);
             Ok(Status::Hit as i32)
         },
     )?;

@@ -10,17 +10,18 @@ use std::time::{Duration, SystemTime};
 
 use anstyle::{AnsiColor, Style};
 use anyhow::{Context, Result, anyhow, bail};
-use clap::Args;
 use comfy_table::Cell;
 use devstash_protocol::{ABI_VERSION, IMPORT_MODULE, SITES_SECTION, SiteRecord, import};
 use serde::Serialize;
 
-use crate::cli::GlobalArgs;
-use crate::engine::{MODULES_DIR, read_module};
-use crate::manage::{count, human_age, human_size, print_json, table, ttl_text};
+use crate::engine::read_module;
+use crate::flags::{GlobalArgs, InspectArgs};
+use crate::home::Home;
+use crate::output::{self, count, escape, human_age, human_duration, human_size, table, ttl_text};
 use crate::store::Header;
-use crate::store::listing::{CacheDir, Damage, ENTRY_MAGIC, verify};
+use crate::store::listing::{CacheDir, Damage, ENTRY_MAGIC, verify_file};
 use crate::store::names::ENTRY_SUFFIX;
+use crate::store::sign::Signer;
 
 /// Exit code of `inspect` on an entry that fails verification: the report is printed, and a
 /// script can tell the entry is bad without parsing it.
@@ -30,23 +31,6 @@ pub const CORRUPT_ENTRY: i32 = 1;
 const PREVIEW_BYTES: usize = 256;
 /// How many items of a decoded sequence are shown.
 const PREVIEW_ITEMS: usize = 16;
-
-/// `devstash inspect`.
-#[derive(Debug, Args)]
-#[command(after_help = "An entry is named by its \
-                  file name in the cache (`devstash list` shows them), a unique prefix of one, or \
-                  a path: every header field, the checksum verdict, the arguments preview and a \
-                  preview of the stored value. A module (.wasm or .wat) shows the marked sites \
-                  compiled into it and the capabilities it imports. Exits with 1 when an entry \
-                  fails verification.")]
-pub struct InspectArgs {
-    /// An entry (file name, unique prefix of one, or path), a module (MODULE.wasm) or a tape.
-    #[arg(value_name = "ENTRY|MODULE.wasm|TAPE")]
-    pub target: std::path::PathBuf,
-    /// Print JSON for scripts (entries and modules).
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// Runs `devstash inspect`.
 pub fn inspect(global: &GlobalArgs, args: &InspectArgs) -> Result<i32> {
@@ -66,16 +50,38 @@ pub fn inspect(global: &GlobalArgs, args: &InspectArgs) -> Result<i32> {
             target.display()
         );
     }
-    let (cache, name) = resolve_entry(global, &text)?;
-    let bytes = cache.read_entry(&name)?;
-    report_entry(&name, &cache.path().join(&name), bytes, args.json)
+    let home = Home::open()?;
+    let signer = home.signer();
+    let (cache, name) = resolve_entry(global, &text, &signer)?;
+    cache.entry_file(&name)?;
+    report_entry(&name, &cache.path().join(&name), &signer, args.json)
+}
+
+/// Opens a file given on the command line for reading, without blocking on a FIFO or a device:
+/// only regular files are inspected.
+fn open_regular(path: &Path) -> Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+    let file = opts
+        .open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !file.metadata()?.is_file() {
+        bail!(
+            "{} is not a regular file: pass an entry, a module (.wasm) or a tape",
+            path.display()
+        );
+    }
+    Ok(file)
 }
 
 /// A file given by path: an entry, a tape or a module, told apart by its first bytes.
 fn inspect_file(global: &GlobalArgs, args: &InspectArgs, path: &Path) -> Result<i32> {
     let mut head = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(64).read_to_end(&mut head))
+    open_regular(path)?
+        .take(64)
+        .read_to_end(&mut head)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let name = path
         .file_name()
@@ -90,9 +96,8 @@ fn inspect_file(global: &GlobalArgs, args: &InspectArgs, path: &Path) -> Result<
     let is_module =
         head.starts_with(b"\0asm") || path.extension().is_some_and(|e| e == "wasm" || e == "wat");
     if head.starts_with(ENTRY_MAGIC) || (!is_module && name.ends_with(ENTRY_SUFFIX)) {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        return report_entry(&name, path, bytes, args.json);
+        let signer = Home::open()?.signer();
+        return report_entry(&name, path, &signer, args.json);
     }
     if is_module || head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'(') {
         return report_module(path, args.json);
@@ -106,9 +111,9 @@ fn inspect_file(global: &GlobalArgs, args: &InspectArgs, path: &Path) -> Result<
 
 /// Finds the entry named `text` (exactly, without its `.stash` suffix, or by a unique prefix)
 /// in the cache directory.
-fn resolve_entry(global: &GlobalArgs, text: &str) -> Result<(CacheDir, String)> {
+fn resolve_entry(global: &GlobalArgs, text: &str, signer: &Signer) -> Result<(CacheDir, String)> {
     let shown = global.cache_dir.display();
-    let cache = CacheDir::open(&global.cache_dir, MODULES_DIR)?.ok_or_else(|| {
+    let cache = CacheDir::open(&global.cache_dir, signer)?.ok_or_else(|| {
         anyhow!("no entry {text:?}: there is no cache at {shown} (pass a path, or --cache-dir DIR)")
     })?;
     let names = cache.entry_names()?;
@@ -132,17 +137,18 @@ fn resolve_entry(global: &GlobalArgs, text: &str) -> Result<(CacheDir, String)> 
             let more = if many.len() > 5 { ", …" } else { "" };
             bail!(
                 "{text:?} matches {} ({}{more}): give more of the name",
-                count(many.len(), "entry", "entries"),
+                count(many.len() as u64, "entry", "entries"),
                 shown_names.join(", ")
             )
         }
     }
 }
 
-/// Prints `label   value` with the label in bold (on a terminal without `NO_COLOR`).
-fn field(label: &str, value: impl std::fmt::Display) {
+/// Prints `label   value` with the label in bold (on a terminal without `NO_COLOR`). Callers
+/// escape what came from a guest or a file ([`escape`]).
+fn field(label: &str, value: impl std::fmt::Display) -> Result<()> {
     let bold = Style::new().bold();
-    anstream::println!("{bold}{label:<11}{bold:#}{value}");
+    output::line(format_args!("{bold}{label:<11}{bold:#}{value}"))
 }
 
 /// `text` in `colour` (on a terminal without `NO_COLOR`).
@@ -165,30 +171,43 @@ struct JsonEntry<'a> {
     unverified_header: Option<&'a Header>,
     /// `valid`, `expired` or `no ttl`, judged from the entry's own TTL.
     ttl_status: Option<&'static str>,
-    payload_len: usize,
+    payload_len: u64,
     /// The first bytes of the payload, hex.
     payload_hex: String,
     /// The value, when its type is a simple one that can be decoded without the program.
     decoded: Option<String>,
 }
 
-/// Reports one entry file; exit code 0, or [`CORRUPT_ENTRY`] when it fails verification.
-fn report_entry(name: &str, path: &Path, bytes: Vec<u8>, json: bool) -> Result<i32> {
-    let size = bytes.len() as u64;
+/// Payload bytes read for a preview: the whole value of a small entry (so that a simple type can
+/// be decoded), only the start of a large one, whose signature is checked by streaming.
+const INSPECT_KEEP: usize = 1 << 20;
+
+/// Reports one entry file; exit code 0, or [`CORRUPT_ENTRY`] when it fails verification. Memory
+/// stays bounded whatever the file's size.
+fn report_entry(name: &str, path: &Path, signer: &Signer, json: bool) -> Result<i32> {
+    let file = open_regular(path)?;
+    let size = file.metadata()?.len();
+    let mut raw = Vec::new();
+    (&file)
+        .take(64 << 10)
+        .read_to_end(&mut raw)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    std::io::Seek::rewind(&mut &file)?;
     let now = SystemTime::now();
-    // Verification consumes the bytes; a damaged entry's payload is previewed from a copy.
-    let raw = bytes.clone();
-    let verified = verify(bytes);
+    let verified = verify_file(file, size, signer, INSPECT_KEEP);
     let (header, damage, payload): (Option<&Header>, Option<&Damage>, &[u8]) = match &verified {
-        Ok(entry) => (Some(&entry.header), None, entry.payload()),
+        Ok(c) => (Some(&c.header), None, &c.head),
         Err(d) => (None, Some(d), unverified_payload(&raw)),
     };
     let shown_header = header.or(damage.and_then(|d| d.unverified.as_deref()));
-    let decoded = shown_header.and_then(|h| decode_value(&h.value_type, payload));
+    // Only a whole value decodes.
+    let decoded = shown_header
+        .filter(|h| h.payload_len == payload.len() as u64)
+        .and_then(|h| decode_value(&h.value_type, payload));
     let code = if damage.is_some() { CORRUPT_ENTRY } else { 0 };
 
     if json {
-        print_json(&JsonEntry {
+        output::json(&JsonEntry {
             name,
             file: path.display().to_string(),
             size,
@@ -197,7 +216,7 @@ fn report_entry(name: &str, path: &Path, bytes: Vec<u8>, json: bool) -> Result<i
             header,
             unverified_header: damage.and_then(|d| d.unverified.as_deref()),
             ttl_status: header.map(|h| ttl_status(h, now).0),
-            payload_len: payload.len(),
+            payload_len: shown_header.map_or(payload.len() as u64, |h| h.payload_len),
             payload_hex: payload[..payload.len().min(PREVIEW_BYTES)]
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -207,44 +226,52 @@ fn report_entry(name: &str, path: &Path, bytes: Vec<u8>, json: bool) -> Result<i
         return Ok(code);
     }
 
-    field("entry", name);
-    field("file", format!("{} ({})", path.display(), human_size(size)));
+    field("entry", name)?;
+    field("file", format!("{} ({})", path.display(), human_size(size)))?;
     match damage {
         None => field(
-            "checksum",
+            "signature",
             format!(
-                "{} (blake3 over header and payload)",
+                "{} (keyed blake3 over header and payload, by this user's key)",
                 painted("ok", AnsiColor::Green)
             ),
-        ),
+        )?,
         Some(d) => {
             field(
-                "checksum",
-                format!("{}: {}", painted("CORRUPT", AnsiColor::Red), d.problem),
-            );
+                "signature",
+                format!(
+                    "{}: {}",
+                    painted("CORRUPT", AnsiColor::Red),
+                    escape(&d.problem)
+                ),
+            )?;
             field(
                 "",
                 "a run treats this entry as missing and recomputes it; `devstash clear \
                  --corrupt` removes it",
-            );
+            )?;
             match &d.unverified {
-                Some(_) => println!("\nthe header as written (unverified: it may be wrong):"),
-                None if d.has_magic => println!("\nthe header cannot be read"),
-                None => println!("\nthis file does not start like a devstash entry"),
+                Some(_) => output::line(format_args!(
+                    "\nthe header as written (unverified: it may be wrong):"
+                ))?,
+                None if d.has_magic => output::line(format_args!("\nthe header cannot be read"))?,
+                None => output::line(format_args!(
+                    "\nthis file does not start like a devstash entry"
+                ))?,
             }
         }
     }
     if let Some(h) = shown_header {
-        field("site", &h.site);
-        field("location", &h.location);
+        field("site", escape(&h.site))?;
+        field("location", escape(&h.location))?;
         let marker = match h.kind.as_str() {
             "call" => " (stash!)",
             "fn" => " (#[stashed])",
             _ => "",
         };
-        field("kind", format!("{}{marker}", h.kind));
-        field("value type", &h.value_type);
-        field("key", &h.key);
+        field("kind", format!("{}{marker}", escape(&h.kind)))?;
+        field("value type", escape(&h.value_type))?;
+        field("key", escape(&h.key))?;
         let created = h.created();
         let ago = now.duration_since(created).unwrap_or_default();
         field(
@@ -254,20 +281,27 @@ fn report_entry(name: &str, path: &Path, bytes: Vec<u8>, json: bool) -> Result<i
                 humantime::format_rfc3339_seconds(created),
                 human_age(ago)
             ),
-        );
-        field("ttl", ttl_status(h, now).1);
+        )?;
+        field("ttl", ttl_status(h, now).1)?;
         field(
             "compute",
-            crate::run::human_duration(Duration::from_nanos(h.compute_ns)),
-        );
+            human_duration(Duration::from_nanos(h.compute_ns)),
+        )?;
         field(
             "args",
-            h.args_preview.as_deref().unwrap_or("(no preview stored)"),
-        );
+            escape(h.args_preview.as_deref().unwrap_or("(no preview stored)")),
+        )?;
+        field(
+            "written by",
+            match &h.writer {
+                Some(w) => format!("module {} (XXH3-128 of the .wasm file)", escape(w)),
+                None => "(not recorded)".into(),
+            },
+        )?;
         field(
             "payload",
             format!("{} (postcard)", human_size(h.payload_len)),
-        );
+        )?;
     }
     if let Some(value) = &decoded {
         let note = if header.is_some() {
@@ -275,19 +309,19 @@ fn report_entry(name: &str, path: &Path, bytes: Vec<u8>, json: bool) -> Result<i
         } else {
             " (unverified)"
         };
-        field("value", format!("{value}{note}"));
+        field("value", format!("{}{note}", escape(value)))?;
     }
     if damage.is_some() && payload.is_empty() {
         return Ok(code);
     }
     let runs = text_runs(payload);
     if !runs.is_empty() {
-        field("text", runs.join("  "));
+        field("text", runs.join("  "))?;
     }
     let mut lines = hex_dump(payload).into_iter();
-    field("bytes", lines.next().unwrap_or_else(|| "(empty)".into()));
+    field("bytes", lines.next().unwrap_or_else(|| "(empty)".into()))?;
     for line in lines {
-        field("", line);
+        field("", line)?;
     }
     Ok(code)
 }
@@ -310,7 +344,10 @@ fn ttl_status(h: &Header, now: SystemTime) -> (&'static str, String) {
     let Some(secs) = h.ttl_secs else {
         return ("no ttl", "none: kept until cleared".into());
     };
-    let expires = h.created() + Duration::from_secs(secs);
+    // A TTL so long that it ends past what the clock can show never ends.
+    let Some(expires) = h.created().checked_add(Duration::from_secs(secs)) else {
+        return ("valid", format!("{}: valid for ever", ttl_text(secs)));
+    };
     match expires.duration_since(now) {
         Ok(left) if !h.is_expired(Some(secs), now) => (
             "valid",
@@ -536,6 +573,9 @@ struct JsonSite {
 #[derive(Debug, Serialize)]
 struct JsonModule {
     module: String,
+    /// XXH3-128 of the module file: what entries name as their writer, and tapes as their
+    /// module.
+    hash: String,
     size: u64,
     /// ABI versions of the SDKs that marked the sites.
     abi_versions: Vec<u32>,
@@ -684,8 +724,9 @@ fn report_module(path: &Path, json: bool) -> Result<i32> {
             })
             .collect();
         site_rows.sort();
-        print_json(&JsonModule {
+        output::json(&JsonModule {
             module: shown.to_string(),
+            hash: format!("{:032x}", file.hash),
             size,
             abi_versions: sites.abi_versions.clone(),
             abi_supported,
@@ -697,7 +738,8 @@ fn report_module(path: &Path, json: bool) -> Result<i32> {
         return Ok(0);
     }
 
-    field("module", format!("{shown} ({})", human_size(size)));
+    field("module", format!("{shown} ({})", human_size(size)))?;
+    field("hash", format!("{:032x} (XXH3-128 of the file)", file.hash))?;
     if sites.records.is_empty() && sites.unreadable == 0 {
         field(
             "sites",
@@ -705,13 +747,13 @@ fn report_module(path: &Path, json: bool) -> Result<i32> {
                 "no marked sites: the module has no `{SITES_SECTION}` records (mark calls with \
                  `devstash::stash!` or `#[devstash::stashed]`)"
             ),
-        );
+        )?;
     } else {
         field(
             "sites",
             format!(
                 "{} (devstash ABI {})",
-                count(sites.records.len(), "marked site", "marked sites"),
+                count(sites.records.len() as u64, "marked site", "marked sites"),
                 sites
                     .abi_versions
                     .iter()
@@ -719,7 +761,7 @@ fn report_module(path: &Path, json: bool) -> Result<i32> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-        );
+        )?;
     }
     if !abi_supported {
         let theirs: Vec<String> = sites
@@ -728,54 +770,54 @@ fn report_module(path: &Path, json: bool) -> Result<i32> {
             .filter(|&&v| v != ABI_VERSION)
             .map(u32::to_string)
             .collect();
-        println!(
+        output::line(format_args!(
             "{}: this module was built with a devstash SDK that speaks ABI version {}, and this \
              runner speaks version {ABI_VERSION}: `devstash run` will refuse it. Rebuild it \
              against a matching `devstash` crate, or use a matching runner.",
             painted("warning", AnsiColor::Yellow),
             theirs.join(", ")
-        );
+        ))?;
     }
     if sites.unreadable > 0 {
-        println!(
+        output::line(format_args!(
             "{}: {} of the sites section could not be read",
             painted("warning", AnsiColor::Yellow),
-            count(sites.unreadable, "record", "records")
-        );
+            count(sites.unreadable as u64, "record", "records")
+        ))?;
     }
     if !sites.records.is_empty() {
         let mut t = table(&["SITE", "LOCATION", "TTL", "KIND", "FINGERPRINT"]);
         for r in &sites.records {
             t.add_row(vec![
-                Cell::new(format!("{}::{}", r.module, r.callee)),
-                Cell::new(format!("{}:{}", r.file, r.line)),
-                Cell::new(r.ttl.as_deref().unwrap_or("-")),
-                Cell::new(&r.kind),
-                Cell::new(r.fingerprint.get(..12).unwrap_or(&r.fingerprint)),
+                Cell::new(escape(&format!("{}::{}", r.module, r.callee))),
+                Cell::new(escape(&format!("{}:{}", r.file, r.line))),
+                Cell::new(escape(r.ttl.as_deref().unwrap_or("-"))),
+                Cell::new(escape(&r.kind)),
+                Cell::new(escape(r.fingerprint.get(..12).unwrap_or(&r.fingerprint))),
             ]);
         }
-        println!("{t}");
+        output::line(format_args!("{t}"))?;
     }
 
     if imports.is_empty() {
-        field("imports", "none");
+        field("imports", "none")?;
     } else {
-        field("imports", "what the module asks of its host");
+        field("imports", "what the module asks of its host")?;
     }
     for (module_name, groups) in &imports {
         let names = |group: &Vec<String>| {
             let mut sorted = group.clone();
             sorted.sort();
-            sorted.join(", ")
+            escape(&sorted.join(", ")).into_owned()
         };
         if module_name == "wasi_snapshot_preview1" {
             let total: usize = groups.values().map(Vec::len).sum();
-            println!(
+            output::line(format_args!(
                 "  WASI preview 1 ({}), by capability:",
-                count(total, "function", "functions")
-            );
+                count(total as u64, "function", "functions")
+            ))?;
             for (group, group_names) in groups {
-                println!("    {group:<30}{}", names(group_names));
+                output::line(format_args!("    {group:<30}{}", names(group_names)))?;
             }
         } else {
             // devstash's own imports, or a module devstash does not provide: one line each.
@@ -785,27 +827,32 @@ fn report_module(path: &Path, json: bool) -> Result<i32> {
                 } else {
                     format!(" ({group})")
                 };
-                println!("  {module_name}{note}: {}", names(group_names));
+                output::line(format_args!(
+                    "  {}{}: {}",
+                    escape(module_name),
+                    escape(&note),
+                    names(group_names)
+                ))?;
             }
         }
     }
     if !unknown_devstash.is_empty() {
-        println!(
+        output::line(format_args!(
             "{}: imports devstash::{}, which this runner does not know: it was built with a newer \
              devstash SDK; update devstash",
             painted("warning", AnsiColor::Yellow),
-            unknown_devstash.join(", devstash::")
-        );
+            escape(&unknown_devstash.join(", devstash::"))
+        ))?;
     }
     if imports
         .keys()
         .any(|m| m != "wasi_snapshot_preview1" && m != IMPORT_MODULE)
     {
-        println!(
+        output::line(format_args!(
             "{}: the module imports functions devstash does not provide; `devstash run` will \
              refuse it",
             painted("warning", AnsiColor::Yellow)
-        );
+        ))?;
     }
     Ok(0)
 }

@@ -1,35 +1,24 @@
 //! The `devstash` binary: runs wasm32-wasip1 programs under wasmtime and stores the results of
 //! their marked calls in `./.devstash_cache/`.
 
-use clap::Parser;
-use devstash_runner::cli::{self, Cli, Command};
-use devstash_runner::{exit, inspect, manage, run, tape};
+use devstash_runner::cli::Cli;
+use devstash_runner::flags::GlobalArgs;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_or_exit();
     init_logging(&cli.global);
-    let result = match &cli.command {
-        Command::Run(args) => run::run(&cli.global, args),
-        Command::Record(args) => tape::record(&cli.global, args),
-        Command::Replay(args) => tape::replay(&cli.global, args),
-        Command::List(args) => manage::list(&cli.global, args),
-        Command::Clear(args) => manage::clear(&cli.global, args),
-        Command::Inspect(args) => inspect::inspect(&cli.global, args),
-    };
-    let code = match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::RUNNER_ERROR
-        }
-    };
-    std::process::exit(code);
+    std::process::exit(cli.dispatch());
 }
 
 /// Logs go to stderr as `devstash: warning: …`; `DEVSTASH_LOG` (an `EnvFilter`) overrides the
 /// level chosen with -v/-q.
-fn init_logging(global: &cli::GlobalArgs) {
+///
+/// Some crates' logs are capped at `info` whatever the filter asks for: the HTTP client's (at
+/// `debug` and `trace` they dump requests on the wire, secret headers included) and the
+/// compiler's (hundreds of megabytes of register allocation for one module, of use to nobody
+/// running a program).
+fn init_logging(global: &GlobalArgs) {
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",
         (false, 0) => "warn,guest=info",
@@ -37,8 +26,22 @@ fn init_logging(global: &cli::GlobalArgs) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter =
+    let mut filter =
         EnvFilter::try_from_env("DEVSTASH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    for quiet in [
+        "ureq=info",
+        "ureq_proto=info",
+        "rustls=info",
+        "cranelift=info",
+        "regalloc2=info",
+        "wasmtime=info",
+        "wasmparser=info",
+        "object=info",
+    ] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)

@@ -1,123 +1,24 @@
-//! `devstash list` and `devstash clear`, and the small formatting helpers they share with
-//! `devstash inspect` (human sizes and ages, TTL verdicts, colour).
+//! `devstash list` and `devstash clear`, and the TTL verdicts `devstash inspect` shares.
 //!
 //! Reading and removing files is left to [`crate::store::listing`], which only ever works through
 //! a handle on the cache directory; this module decides what to show and what to select.
 
-use std::io::IsTerminal;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, bail};
-use clap::{ArgGroup, Args, ValueEnum};
-use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, LineStyle, Table, TableStyle};
+use comfy_table::{Cell, CellAlignment, Color};
 use serde::Serialize;
 
-use crate::cli::GlobalArgs;
-use crate::engine::MODULES_DIR;
+use crate::flags::{ClearArgs, Dur, GlobalArgs, ListArgs, SortKey};
+use crate::home::Home;
+use crate::output::{
+    self, colour, count, escape, human_age, human_duration, human_size, table, ttl_text,
+};
 use crate::store::Header;
-use crate::store::listing::{CacheDir, FileKind, KeptFile, Listed, Place, Scan};
+use crate::store::listing::{
+    CacheDir, FileKind, KeptFile, LEGACY_MODULES_DIR, Listed, Place, Scan, TAPES_DIR,
+};
 use crate::store::pattern::Pattern;
-
-/// `devstash list`.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "One row per entry: name, site, size, age, TTL status and compute time, then a \
-                  total.\n\nEach entry is judged against the TTL it was stored with (`--ttl` \
-                  judges every entry against one TTL instead). Entries that fail verification \
-                  are listed and flagged `corrupt`."
-)]
-pub struct ListArgs {
-    /// Judge every entry against this TTL instead of its own: `valid (<=1m)` or `expired
-    /// (>1m)`. A number and a unit: 30s, 10m, 2h, 1d, 1w.
-    #[arg(long, value_name = "DUR")]
-    pub ttl: Option<Dur>,
-    /// Print one JSON object (entries, totals) for scripts instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Order of the rows: name (A to Z), age (newest first) or size (largest first).
-    #[arg(long, value_enum, default_value_t = SortKey::Name, value_name = "KEY")]
-    pub sort: SortKey,
-}
-
-/// Orders of `devstash list`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SortKey {
-    /// By file name, A to Z.
-    Name,
-    /// Newest first.
-    Age,
-    /// Largest first.
-    Size,
-}
-
-/// `devstash clear`.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Give --all, or one or more conditions (--pattern, --expired, --older-than, \
-                  --corrupt): an entry is removed when it meets all of them.\n\nOnly files \
-                  devstash wrote are ever removed: symlinks are skipped, never followed; tapes \
-                  (tapes/) are kept; and a directory that has neither devstash's CACHEDIR.TAG nor \
-                  any entry file is refused.",
-    group(
-        ArgGroup::new("what")
-            .required(true)
-            .multiple(true)
-            .args(["all", "pattern", "expired", "older_than", "corrupt"])
-    )
-)]
-pub struct ClearArgs {
-    /// Remove every entry, the compiled modules (modules/, recompiled on the next run) and
-    /// temporary files left by a crash. Tapes are kept.
-    #[arg(long, conflicts_with_all = ["pattern", "expired", "older_than", "corrupt"])]
-    pub all: bool,
-    /// Remove entries whose site (`app::fetch`) or file name matches: a glob (`app::*`), or
-    /// without glob characters a substring of either.
-    #[arg(long, value_name = "PATTERN")]
-    pub pattern: Option<String>,
-    /// Remove entries past the TTL they were stored with (or past --ttl). Entries without a TTL
-    /// never expire.
-    #[arg(long)]
-    pub expired: bool,
-    /// With --expired: judge every entry against this TTL instead of its own (30s, 10m, 2h, 1d,
-    /// 1w).
-    #[arg(long, value_name = "DUR", requires = "expired")]
-    pub ttl: Option<Dur>,
-    /// Remove entries stored longer ago than this (30s, 10m, 2h, 1d, 1w).
-    #[arg(long, value_name = "DUR")]
-    pub older_than: Option<Dur>,
-    /// Remove entries that fail verification (corrupt or cut short); a run recomputes them
-    /// anyway.
-    #[arg(long, conflicts_with_all = ["expired", "older_than"])]
-    pub corrupt: bool,
-    /// Print what would be removed, and remove nothing.
-    #[arg(long, short = 'n')]
-    pub dry_run: bool,
-}
-
-/// A duration given on the command line (`30m`, `2h`, `1d`, `1w`), kept with its text so that
-/// verdicts show it as the user wrote it (`valid (<=1m)`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dur {
-    /// As written.
-    pub text: String,
-    /// As parsed.
-    pub duration: Duration,
-}
-
-impl FromStr for Dur {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Dur, String> {
-        let text = s.trim();
-        humantime::parse_duration(text)
-            .map(|duration| Dur {
-                text: text.to_string(),
-                duration,
-            })
-            .map_err(|_| "write a number and a unit, e.g. 30s, 10m, 2h, 1d or 1w".to_string())
-    }
-}
 
 /// How an entry stands: judged against its own TTL or an override.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,64 +89,6 @@ pub fn verdict_of_header(header: &Header, ttl: Option<&Dur>, now: SystemTime) ->
     }
 }
 
-/// A TTL in seconds as humantime writes it (`1s`, `30m`, `1day`).
-pub fn ttl_text(secs: u64) -> String {
-    humantime::format_duration(Duration::from_secs(secs)).to_string()
-}
-
-/// A size for people: `361 B`, `1.2 KiB`, `3.4 MiB`.
-pub fn human_size(bytes: u64) -> String {
-    bytesize::ByteSize(bytes).display().iec().to_string()
-}
-
-/// An age for people, to the two units that matter: `45s`, `17m`, `5h 3m`, `3days 4h`.
-pub fn human_age(age: Duration) -> String {
-    let secs = age.as_secs();
-    // Finer units stop mattering as an entry gets older; humantime writes what is left.
-    let unit = match secs {
-        0..120 => 1,
-        120..86_400 => 60,
-        86_400..5_184_000 => 3_600,
-        _ => 86_400,
-    };
-    humantime::format_duration(Duration::from_secs(secs / unit * unit)).to_string()
-}
-
-/// `1 entry`, `3 entries`.
-pub fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// Whether to colour standard output: only on a terminal, and never with `NO_COLOR` set
-/// (anstream also honours `CLICOLOR` and `CLICOLOR_FORCE`).
-pub fn colour() -> bool {
-    anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
-}
-
-/// A table in devstash's plain style: a header, one rule under it, no borders; it wraps to the
-/// terminal's width on a terminal and never when piped.
-pub fn table(header: &[&str]) -> Table {
-    const STYLE: TableStyle =
-        TableStyle::new().header_separator(LineStyle::none().fill('─').junction(' '));
-    let mut t = Table::new();
-    t.load_style(STYLE)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    let colour = colour();
-    if colour && !std::io::stdout().is_terminal() {
-        // CLICOLOR_FORCE asked for colour in a pipe; comfy-table styles terminals only.
-        t.enforce_styling();
-    }
-    t.set_header(header.iter().map(|h| {
-        let cell = Cell::new(h);
-        if colour {
-            cell.add_attribute(comfy_table::Attribute::Bold)
-        } else {
-            cell
-        }
-    }));
-    t
-}
-
 /// The age of something stored at `at`, judged at `now` (zero when the clock went back).
 fn age(at: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
     at.map(|t| now.duration_since(t).unwrap_or_default())
@@ -300,9 +143,9 @@ struct JsonTotal {
 pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<i32> {
     let now = SystemTime::now();
     let shown = global.cache_dir.display().to_string();
-    let Some(cache) = CacheDir::open(&global.cache_dir, MODULES_DIR)? else {
+    let Some(cache) = CacheDir::open(&global.cache_dir, &Home::open()?.signer())? else {
         if args.json {
-            print_json(&JsonList {
+            output::json(&JsonList {
                 cache_dir: shown,
                 exists: false,
                 looks_like_cache: false,
@@ -313,7 +156,9 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<i32> {
                 compiled_modules: JsonTotal::default(),
             })?;
         } else {
-            println!("no cache at {shown} yet: entries appear once `devstash run` stores a call");
+            output::line(format_args!(
+                "no cache at {shown} yet: entries appear once `devstash run` stores a call"
+            ))?;
         }
         return Ok(0);
     };
@@ -342,7 +187,7 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<i32> {
             .zip(&verdicts)
             .map(|(e, v)| json_entry(e, v, now))
             .collect();
-        return print_json(&JsonList {
+        return output::json(&JsonList {
             cache_dir: shown,
             exists: true,
             looks_like_cache: scan.looks_like_cache(),
@@ -360,9 +205,11 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<i32> {
 
     if entries.is_empty() {
         if scan.looks_like_cache() {
-            println!("no entries in {shown}: the cache is empty");
+            output::line(format_args!("no entries in {shown}: the cache is empty"))?;
         } else {
-            println!("no entries in {shown} (it does not look like a devstash cache)");
+            output::line(format_args!(
+                "no entries in {shown} (it does not look like a devstash cache)"
+            ))?;
         }
         return Ok(0);
     }
@@ -370,10 +217,10 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<i32> {
     let mut t = table(&["NAME", "SITE", "SIZE", "AGE", "TTL", "COMPUTE"]);
     for (e, v) in entries.iter().zip(&verdicts) {
         let h = e.header();
-        let status = Cell::new(v.to_string());
+        let status = Cell::new(escape(&v.to_string()));
         t.add_row(vec![
             Cell::new(&e.name),
-            Cell::new(h.map_or("?", |h| h.site.as_str())),
+            Cell::new(h.map_or("?".into(), |h| escape(&h.site))),
             Cell::new(human_size(e.size)),
             Cell::new(age(e.stored_at(), now).map_or("?".into(), human_age)),
             if colour {
@@ -382,7 +229,7 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<i32> {
                 status
             },
             Cell::new(h.map_or("?".into(), |h| {
-                crate::run::human_duration(Duration::from_nanos(h.compute_ns))
+                human_duration(Duration::from_nanos(h.compute_ns))
             })),
         ]);
     }
@@ -391,27 +238,28 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<i32> {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    println!("{t}");
+    output::line(format_args!("{t}"))?;
     let mut total = format!(
         "{}, {} in {shown}",
-        count(entries.len(), "entry", "entries"),
+        count(entries.len() as u64, "entry", "entries"),
         human_size(bytes)
     );
     if modules.count > 0 {
         total.push_str(&format!(
-            "; {} ({}) in {MODULES_DIR}/",
-            count(modules.count, "compiled module", "compiled modules"),
+            "; {} ({}) left by an older devstash in {LEGACY_MODULES_DIR}/ (`devstash clear --all` \
+             removes them)",
+            count(modules.count as u64, "compiled module", "compiled modules"),
             human_size(modules.bytes)
         ));
     }
-    println!("{total}");
+    output::line(format_args!("{total}"))?;
     if corrupt > 0 {
-        println!(
+        output::line(format_args!(
             "{} failed verification: a run recomputes {}; `devstash clear --corrupt` removes {}",
-            count(corrupt, "entry", "entries"),
+            count(corrupt as u64, "entry", "entries"),
             if corrupt == 1 { "it" } else { "them" },
             if corrupt == 1 { "it" } else { "them" },
-        );
+        ))?;
     }
     Ok(0)
 }
@@ -435,12 +283,6 @@ fn json_entry<'a>(e: &'a Listed, v: &Verdict, now: SystemTime) -> JsonEntry<'a> 
         compute_ns: h.map(|h| h.compute_ns),
         args_preview: h.and_then(|h| h.args_preview.as_deref()),
     }
-}
-
-/// Prints a value as pretty JSON on standard output.
-pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
 }
 
 fn warn_symlinks(scan: &Scan) {
@@ -488,9 +330,11 @@ pub fn clear(global: &GlobalArgs, args: &ClearArgs) -> Result<i32> {
     let pattern = args.pattern.as_deref().map(Pattern::new).transpose()?;
     let now = SystemTime::now();
     let shown = global.cache_dir.display().to_string();
-    let Some(cache) = CacheDir::open(&global.cache_dir, MODULES_DIR)? else {
+    let Some(cache) = CacheDir::open(&global.cache_dir, &Home::open()?.signer())? else {
         if !global.quiet {
-            println!("nothing to remove: there is no cache at {shown}");
+            output::line(format_args!(
+                "nothing to remove: there is no cache at {shown}"
+            ))?;
         }
         return Ok(0);
     };
@@ -533,7 +377,11 @@ pub fn clear(global: &GlobalArgs, args: &ClearArgs) -> Result<i32> {
     let mut failed = 0usize;
     for e in &entries {
         if args.dry_run {
-            println!("would remove {} ({})", e.name, human_size(e.size));
+            output::line(format_args!(
+                "would remove {} ({})",
+                e.name,
+                human_size(e.size)
+            ))?;
             removed.entries.add(e.size);
             continue;
         }
@@ -560,10 +408,11 @@ pub fn clear(global: &GlobalArgs, args: &ClearArgs) -> Result<i32> {
         };
         let rel = match f.place {
             Place::Top => f.name.clone(),
-            Place::Modules => format!("{MODULES_DIR}/{}", f.name),
+            Place::Modules => format!("{LEGACY_MODULES_DIR}/{}", f.name),
+            Place::Tapes => format!("{TAPES_DIR}/{}", f.name),
         };
         if args.dry_run {
-            println!("would remove {rel} ({})", human_size(f.size));
+            output::line(format_args!("would remove {rel} ({})", human_size(f.size)))?;
             slot.add(f.size);
             continue;
         }
@@ -581,20 +430,20 @@ pub fn clear(global: &GlobalArgs, args: &ClearArgs) -> Result<i32> {
     }
 
     if !global.quiet || args.dry_run {
-        println!("{}", removed.summary(args.dry_run, &shown));
+        output::line(format_args!("{}", removed.summary(args.dry_run, &shown)))?;
         if !foreign.is_empty() {
             let names: Vec<&str> = foreign.iter().map(|e| e.name.as_str()).collect();
-            println!(
+            output::line(format_args!(
                 "kept {} that devstash did not write: {}",
-                count(foreign.len(), "file", "files"),
+                count(foreign.len() as u64, "file", "files"),
                 names.join(", ")
-            );
+            ))?;
         }
     }
     if failed > 0 {
         bail!(
             "could not remove {} (see the warnings above): check the permissions of {shown}",
-            count(failed, "file", "files")
+            count(failed as u64, "file", "files")
         );
     }
     Ok(0)
@@ -634,13 +483,17 @@ impl Tally {
         }
         let mut parts = vec![format!(
             "{} ({})",
-            count(self.entries.files, "entry", "entries"),
+            count(self.entries.files as u64, "entry", "entries"),
             human_size(self.entries.bytes + self.entries_copies.bytes)
         )];
         if self.modules.files > 0 {
             parts.push(format!(
                 "{} ({})",
-                count(self.modules.files, "compiled module", "compiled modules"),
+                count(
+                    self.modules.files as u64,
+                    "compiled module",
+                    "compiled modules"
+                ),
                 human_size(self.modules.bytes)
             ));
         }
@@ -648,7 +501,7 @@ impl Tally {
             parts.push(format!(
                 "{} ({})",
                 count(
-                    self.temps.files,
+                    self.temps.files as u64,
                     "leftover temporary file",
                     "leftover temporary files"
                 ),
@@ -678,6 +531,7 @@ mod tests {
             compute_ns: 1,
             payload_len: 1,
             args_preview: None,
+            writer: None,
         }
     }
 

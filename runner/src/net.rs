@@ -5,7 +5,9 @@
 //! Secret headers (`Authorization`, `Proxy-Authorization`, `Cookie`, `X-Api-Key`, `api-key`,
 //! and any named with `--redact-header`) are sent to the server but never written to disk, to
 //! tapes, or into keys in clear: keys take a blake3 hash of their values, and stored previews
-//! show `<redacted>`. `Set-Cookie` is dropped from stored responses.
+//! show `<redacted>`. `Set-Cookie` is dropped from stored responses. Credentials in a URL
+//! (`https://user:pass@host/`) are taken out of it and sent as an `Authorization: Basic` header,
+//! a secret like any other: every URL devstash shows, stores or logs has none.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -77,11 +79,23 @@ impl HostRule {
     }
 }
 
+/// Which hosts the guest may reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Allow {
+    /// None (the default).
+    #[default]
+    Nothing,
+    /// Every host (`--allow-net` without a list).
+    Every,
+    /// These (`--allow-net=HOST,...`); never empty.
+    Hosts(Vec<HostRule>),
+}
+
 /// What the guest may reach.
 #[derive(Debug, Clone, Default)]
 pub struct NetPolicy {
-    /// `None`: nothing allowed; `Some(empty)`: everything (`--allow-net` without a list).
-    pub allow: Option<Vec<HostRule>>,
+    /// Which hosts.
+    pub allow: Allow,
     /// Extra secret header names (`--redact-header`), lowercase.
     pub redact: Vec<String>,
 }
@@ -93,17 +107,19 @@ impl NetPolicy {
 
     fn allows(&self, host: &str, port: u16) -> bool {
         match &self.allow {
-            None => false,
-            Some(rules) if rules.is_empty() => true,
-            Some(rules) => rules.iter().any(|r| r.allows(host, port)),
+            Allow::Nothing => false,
+            Allow::Every => true,
+            Allow::Hosts(rules) => rules.iter().any(|r| r.allows(host, port)),
         }
     }
 }
 
-/// A request checked and ready: its URL parsed, its key material derived.
+/// A request checked and ready: its URL parsed (without credentials), its key material derived.
 pub struct Prepared {
-    /// The request as the guest sent it.
+    /// The request as the guest sent it, less the credentials of its URL (which are in an
+    /// `Authorization` header instead).
     pub request: HttpRequest,
+    /// The URL, without credentials: what is shown, stored and logged.
     url: Url,
     host: String,
     port: u16,
@@ -117,14 +133,33 @@ fn error(kind: HttpErrorKind, message: impl Into<String>) -> HttpError {
 }
 
 impl Prepared {
-    /// Checks the URL and method.
-    pub fn new(request: HttpRequest) -> Result<Prepared, HttpError> {
-        let url = Url::parse(&request.url).map_err(|e| {
+    /// Checks the URL and method, and moves credentials out of the URL into a header.
+    pub fn new(mut request: HttpRequest) -> Result<Prepared, HttpError> {
+        let mut url = Url::parse(&request.url).map_err(|e| {
             error(
                 HttpErrorKind::InvalidRequest,
-                format!("invalid URL {:?}: {e}", request.url),
+                // The URL may hold a password: only its length is shown.
+                format!("invalid URL ({} characters): {e}", request.url.len()),
             )
         })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            use base64::prelude::{BASE64_STANDARD, Engine as _};
+            let user = percent_decode(url.username());
+            let pass = percent_decode(url.password().unwrap_or_default());
+            let basic = BASE64_STANDARD.encode(format!("{user}:{pass}"));
+            let has_auth = request
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+            if !has_auth {
+                request
+                    .headers
+                    .push(("Authorization".into(), format!("Basic {basic}")));
+            }
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            request.url = url.to_string();
+        }
         if !matches!(url.scheme(), "http" | "https") {
             return Err(error(
                 HttpErrorKind::InvalidRequest,
@@ -155,6 +190,11 @@ impl Prepared {
             host,
             port,
         })
+    }
+
+    /// The URL without credentials, as shown, stored and logged.
+    pub fn shown_url(&self) -> &str {
+        self.url.as_str()
     }
 
     /// Site identity of stored responses for this request: `http::<host>`.
@@ -211,7 +251,7 @@ impl Prepared {
             headers,
         );
         let args = devstash_protocol::codec::encode(&material).expect("plain data encodes");
-        KeyHasher::for_site(&self.site(), version).key(&args)
+        KeyHasher::for_site(&self.site(), version, "").key(&args)
     }
 
     /// A one-line description with secret values redacted, for previews and messages.
@@ -249,9 +289,10 @@ impl Prepared {
         ))
     }
 
-    /// Makes the request. Redirects are not followed (a 3xx is returned as it is), so a
-    /// redirect can never lead outside the allowed hosts.
-    pub fn perform(&self) -> HttpResult {
+    /// Makes the request, taking a response body of at most `limit` bytes. Redirects are not
+    /// followed (a 3xx is returned as it is), so a redirect can never lead outside the allowed
+    /// hosts.
+    pub fn perform(&self, limit: u64) -> HttpResult {
         let timeout = self
             .request
             .timeout_ms
@@ -273,7 +314,9 @@ impl Prepared {
             .body(self.request.body.clone())
             .map_err(|e| error(HttpErrorKind::InvalidRequest, format!("{}: {e}", self.url)))?;
         let started = Instant::now();
-        let mut response = agent.run(request).map_err(|e| self.failure(e, timeout))?;
+        let mut response = agent
+            .run(request)
+            .map_err(|e| self.failure(e, timeout, limit))?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -288,9 +331,9 @@ impl Prepared {
         let body = response
             .body_mut()
             .with_config()
-            .limit(MAX_RESPONSE)
+            .limit(limit)
             .read_to_vec()
-            .map_err(|e| self.failure(e, timeout))?;
+            .map_err(|e| self.failure(e, timeout, limit))?;
         tracing::debug!(
             "{} {} -> {status} in {:?}",
             self.request.method,
@@ -304,14 +347,14 @@ impl Prepared {
         })
     }
 
-    fn failure(&self, e: ureq::Error, timeout: Duration) -> HttpError {
+    fn failure(&self, e: ureq::Error, timeout: Duration, limit: u64) -> HttpError {
         let what = format!("{} {}", self.request.method, self.url);
         match e {
             ureq::Error::Timeout(_) => error(
                 HttpErrorKind::Timeout,
                 format!(
                     "{what}: no answer within {}",
-                    crate::run::human_duration(timeout)
+                    crate::output::human_duration(timeout)
                 ),
             ),
             ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => error(
@@ -322,20 +365,33 @@ impl Prepared {
                 HttpErrorKind::Timeout,
                 format!(
                     "{what}: no answer within {}",
-                    crate::run::human_duration(timeout)
+                    crate::output::human_duration(timeout)
                 ),
             ),
             ureq::Error::Io(io) => error(HttpErrorKind::Connect, format!("{what}: {io}")),
             ureq::Error::BodyExceedsLimit(_) => error(
                 HttpErrorKind::Other,
                 format!(
-                    "{what}: the response is larger than {} MiB",
-                    MAX_RESPONSE >> 20
+                    "{what}: the response is larger than {}{}",
+                    crate::output::human_size(limit),
+                    if limit < MAX_RESPONSE {
+                        " (what --max-memory leaves)"
+                    } else {
+                        ""
+                    }
                 ),
             ),
             other => error(HttpErrorKind::Other, format!("{what}: {other}")),
         }
     }
+}
+
+/// `%40` -> `@`, as a URL's user and password are written.
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 /// A response as it is stored: without `Set-Cookie` (a secret the server handed out).
@@ -358,7 +414,7 @@ mod tests {
 
     fn rules(list: &[&str]) -> NetPolicy {
         NetPolicy {
-            allow: Some(list.iter().map(|s| s.parse().unwrap()).collect()),
+            allow: Allow::Hosts(list.iter().map(|s| s.parse().unwrap()).collect()),
             redact: vec!["x-secret".into()],
         }
     }
@@ -375,7 +431,7 @@ mod tests {
         assert!(!NetPolicy::default().allows("example.com", 443));
         assert!(
             NetPolicy {
-                allow: Some(vec![]),
+                allow: Allow::Every,
                 redact: vec![]
             }
             .allows("any.where", 1)

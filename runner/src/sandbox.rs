@@ -7,6 +7,8 @@ use std::str::FromStr;
 use anyhow::{Context, Result};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use crate::home::Home;
+
 /// A directory granted with `--dir HOST[::GUEST][:ro]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirGrant {
@@ -97,8 +99,12 @@ impl Sandbox {
     }
 
     /// A WASI builder with args, env and preopens set and stdio inherited. Callers (run,
-    /// record, replay) adjust clocks, randomness and stdio before building.
-    pub fn builder(&self) -> Result<WasiCtxBuilder> {
+    /// record, replay) adjust clocks, randomness and stdio before building. A grant that would
+    /// reach the per-user directory (`home`) is refused.
+    pub fn builder(&self, home: &Home) -> Result<WasiCtxBuilder> {
+        for d in &self.dirs {
+            home.check_grant(&d.host)?;
+        }
         let mut b = WasiCtxBuilder::new();
         b.inherit_stdio();
         b.args(&self.args);

@@ -97,7 +97,7 @@ fn wasm_build(dir: &Path, target_dir: &Path) -> Command {
 }
 
 /// Every `devstash` import, declared for hand-written WAT guests: `$reg`, `$get`, `$take`,
-/// `$read`, `$put`, `$forget`, `$log`, `$http`.
+/// `$read`, `$put`, `$forget`, `$log`, `$http`, `$begin`, `$end`, `$secret`.
 pub const DEVSTASH_IMPORTS_WAT: &str = r#"
     (import "devstash" "site_register" (func $reg (param i32 i32) (result i32)))
     (import "devstash" "stash_get" (func $get (param i32 i32 i32 i32 i32) (result i32)))
@@ -106,11 +106,18 @@ pub const DEVSTASH_IMPORTS_WAT: &str = r#"
     (import "devstash" "stash_put" (func $put (param i64 i32 i32 i32 i32) (result i32)))
     (import "devstash" "stash_forget" (func $forget (param i64) (result i32)))
     (import "devstash" "log" (func $log (param i32 i32 i32) (result i32)))
-    (import "devstash" "http_request" (func $http (param i32 i32 i32) (result i32)))"#;
+    (import "devstash" "http_request" (func $http (param i32 i32 i32) (result i32)))
+    (import "devstash" "stash_begin" (func $begin (param i64) (result i32)))
+    (import "devstash" "stash_end" (func $end (param i64) (result i32)))
+    (import "devstash" "secret_hash" (func $secret (param i32 i32 i32) (result i32)))"#;
 
-/// A scratch directory in which `devstash` runs (so `./.devstash_cache` lands inside it).
+/// A scratch directory in which `devstash` runs (so `./.devstash_cache` lands inside it), with
+/// its own per-user devstash directory (`DEVSTASH_HOME`: the signing key and compiled modules)
+/// outside it, so that tests never touch the real one and a grant of the scratch directory does
+/// not cover it.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
+    pub home: tempfile::TempDir,
 }
 
 /// What one `devstash` invocation produced.
@@ -142,7 +149,13 @@ impl Sandbox {
     pub fn new() -> Sandbox {
         Sandbox {
             dir: tempfile::tempdir().unwrap(),
+            home: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// The per-user devstash directory of runs made here (`DEVSTASH_HOME`).
+    pub fn home(&self) -> &Path {
+        self.home.path()
     }
 
     pub fn path(&self) -> &Path {
@@ -162,6 +175,7 @@ impl Sandbox {
             .env_remove("DEVSTASH_CACHE_DIR")
             .env_remove("DEVSTASH_SKIP")
             .env_remove("DEVSTASH_LOG")
+            .env("DEVSTASH_HOME", self.home.path())
             .env("NO_COLOR", "1");
         c
     }

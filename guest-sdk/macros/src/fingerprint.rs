@@ -8,6 +8,9 @@
 //!   defined in the marker's source file (free functions, methods, nested modules), and the
 //!   same-file functions they call, transitively. The arguments are keyed by value, not by text.
 //!
+//! - `stash!(name(x))` where `name` is bound, at the marker, to a closure written in the same
+//!   function (`let name = |x| ..;`): the closure's code, and the same-file functions it calls.
+//!
 //! What is not tracked: code in other files or crates, constants and statics, types' definitions,
 //! dependency versions. When the callee is not defined in the marker's file, only its name is
 //! fingerprinted; `devstash run --refresh=PATTERN` recomputes such entries.
@@ -102,6 +105,8 @@ fn callees_of(text: &str) -> BTreeSet<String> {
         c.visit_file(&file);
     } else if let Ok(item) = syn::parse_str::<syn::ImplItemFn>(text) {
         c.visit_impl_item_fn(&item);
+    } else if let Ok(expr) = syn::parse_str::<syn::Expr>(text) {
+        c.visit_expr(&expr);
     }
     c.0
 }
@@ -152,5 +157,15 @@ pub fn for_fn(file: Option<&Path>, func: &syn::ItemFn) -> String {
         file,
         vec![func.to_token_stream().to_string()],
         "devstash-fn",
+    )
+}
+
+/// Fingerprint of a closure bound to `name` where a `stash!(name(..))` marker calls it: its own
+/// code and the same-file functions it calls.
+pub fn for_closure(file: Option<&Path>, name: &str, code: &str) -> String {
+    hash_closure(
+        file,
+        vec![code.to_string()],
+        &format!("devstash-closure:{name}"),
     )
 }

@@ -7,12 +7,13 @@
 use devstash_protocol::ABI_VERSION;
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Token};
 
 mod fingerprint;
+mod scope;
 
 /// Marks one call so that its result is stored and returned on later runs.
 ///
@@ -27,8 +28,13 @@ mod fingerprint;
 /// `Result`, only `Ok` values are stored. Options: `ttl = "30m"` (units s, m, h, d, w).
 #[proc_macro]
 pub fn stash(input: TokenStream) -> TokenStream {
-    let call_site_file = proc_macro::Span::call_site().local_file();
-    match syn::parse::<StashInput>(input).and_then(|i| expand_call(i, call_site_file)) {
+    let here = proc_macro::Span::call_site();
+    let at = Position {
+        file: here.local_file(),
+        line: here.line(),
+        column: here.column(),
+    };
+    match syn::parse::<StashInput>(input).and_then(|i| expand_call(i, at)) {
         Ok(ts) => ts.into(),
         Err(e) => e.to_compile_error().into(),
     }
@@ -158,12 +164,21 @@ impl Parse for StashInput {
     }
 }
 
+/// Where a `stash!` marker is.
+struct Position {
+    file: Option<std::path::PathBuf>,
+    line: usize,
+    column: usize,
+}
+
 /// What every expansion shares: the site static, its custom-section record, and the dispatch.
 struct SiteParts {
     callee: String,
     ttl: Option<(u64, LitStr)>,
     fingerprint: String,
     kind: &'static str,
+    /// For a callee bound to a closure at the marker: the binding and the closure's fingerprint.
+    closure: Option<(String, String)>,
 }
 
 impl SiteParts {
@@ -176,6 +191,10 @@ impl SiteParts {
             None => quote!(::core::option::Option::None),
         };
         let kind = format_ident!("{}", if self.kind == "fn" { "Fn" } else { "Call" });
+        let closure = match &self.closure {
+            Some((name, fp)) => quote!(::core::option::Option::Some((#name, #fp))),
+            None => quote!(::core::option::Option::None),
+        };
         // The record is JSON built with `concat!` because `module_path!()` and `file!()` are
         // only known after expansion. Callees are Rust paths, which need no escaping; a TTL is
         // written as whole seconds.
@@ -198,6 +217,7 @@ impl SiteParts {
                 #ttl,
                 #fingerprint,
                 ::devstash::__rt::SiteKind::#kind,
+                #closure,
             );
             const __DEVSTASH_RECORD: &str = ::core::concat!(
                 #head, ::core::module_path!(), #mid, ::core::file!(), "\",\"line\":", ::core::line!(), #tail
@@ -210,11 +230,13 @@ impl SiteParts {
     }
 }
 
-/// The dispatch shared by both markers: `argv` is the owned argument tuple, `key` the key
-/// material, `call` a closure taking the tuple.
+/// The dispatch shared by both markers: `callee` binds what the compiler resolved the callee to
+/// (before the arguments are evaluated), `argv` is the owned argument tuple, `key` evaluates to
+/// the key bytes and the resolved callee, `call` is a closure taking the tuple.
 fn dispatch(
     span: Span,
     statics: TokenStream2,
+    callee: TokenStream2,
     argv: TokenStream2,
     key: TokenStream2,
     call: TokenStream2,
@@ -226,14 +248,18 @@ fn dispatch(
                 PreviewDebug as _, PreviewNone as _, StashBytes as _, StashOk as _, StashValue as _,
             };
             #statics
+            #callee
             let __devstash_argv = #argv;
-            let __devstash_key = ::devstash::__rt::encode_key(#key);
+            let (__devstash_key, __devstash_who) = #key;
             let __devstash_preview =
                 (&::devstash::__rt::PreviewProbe::of(&__devstash_argv)).previewer();
             let __devstash_probed = ::devstash::__rt::Probed::new(&__devstash_argv, #call);
             (&__devstash_probed).__devstash_run(
-                &__DEVSTASH_SITE,
-                __devstash_key,
+                ::devstash::__rt::Marker {
+                    site: &__DEVSTASH_SITE,
+                    callee: __devstash_who,
+                    key: __devstash_key,
+                },
                 __devstash_preview,
                 __devstash_argv,
             )
@@ -241,7 +267,7 @@ fn dispatch(
     }
 }
 
-fn expand_call(input: StashInput, file: Option<std::path::PathBuf>) -> syn::Result<TokenStream2> {
+fn expand_call(input: StashInput, at: Position) -> syn::Result<TokenStream2> {
     let span = input.expr.span();
     let (callee_text, callee_name, args, receiver) = match &input.expr {
         Expr::Call(call) => {
@@ -271,13 +297,39 @@ fn expand_call(input: StashInput, file: Option<std::path::PathBuf>) -> syn::Resu
             ));
         }
     };
+    // A `&mut` argument: a stored value would skip what the call does to it.
+    for arg in args {
+        if let Expr::Reference(r) = arg
+            && r.mutability.is_some()
+        {
+            return Err(syn::Error::new_spanned(
+                arg,
+                "stash! cannot mark a call that takes a `&mut` argument: a stored value would \
+                 skip what the call does to it; mark a call that returns what it computes",
+            ));
+        }
+    }
 
-    let fingerprint = fingerprint::for_callee(file.as_deref(), &callee_text, &callee_name);
+    let fingerprint = fingerprint::for_callee(at.file.as_deref(), &callee_text, &callee_name);
+    // A callee that is a plain name may be a closure bound right there: its code keys the call.
+    let closure = match (&input.expr, at.file.as_deref()) {
+        (Expr::Call(call), Some(file)) if matches!(&*call.func, Expr::Path(p) if p.path.get_ident().is_some()) => {
+            match scope::binding_at(file, at.line, at.column) {
+                Some(scope::Binding::Closure(code)) => Some((
+                    callee_name.clone(),
+                    fingerprint::for_closure(Some(file), &callee_name, &code),
+                )),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
     let parts = SiteParts {
         callee: callee_text,
         ttl: input.opts.ttl,
         fingerprint,
         kind: "call",
+        closure,
     };
 
     let names: Vec<Ident> = (0..args.len())
@@ -285,24 +337,43 @@ fn expand_call(input: StashInput, file: Option<std::path::PathBuf>) -> syn::Resu
         .collect();
     let arg_exprs = args.iter();
     let argv = quote!((#(#arg_exprs,)*));
-    let key = match receiver {
-        Some(recv) => quote!(&(&#recv, &__devstash_argv)),
-        None => quote!(&__devstash_argv),
-    };
-    let call = match &input.expr {
+    let (callee, key, call) = match &input.expr {
         Expr::Call(call) => {
             let func = &call.func;
-            quote!(|(#(#names,)*)| #func(#(#names),*))
+            (
+                // Bound once, so that the generic arguments the call infers are the ones named.
+                quote!(let __devstash_callee = &#func;),
+                quote!((
+                    ::devstash::__rt::encode_key(&__devstash_argv),
+                    ::devstash::__rt::Callee::path(__devstash_callee),
+                )),
+                quote!(|(#(#names,)*)| __devstash_callee(#(#names),*)),
+            )
         }
         Expr::MethodCall(call) => {
             let recv = &call.receiver;
             let method = &call.method;
+            let method_name = method.to_string();
             let turbofish = &call.turbofish;
-            quote!(|(#(#names,)*)| #recv.#method #turbofish(#(#names),*))
+            let turbofish_text = turbofish
+                .as_ref()
+                .map(|t| t.to_token_stream().to_string().replace(' ', ""))
+                .unwrap_or_default();
+            let _ = receiver;
+            (
+                quote!(),
+                quote!(::devstash::__rt::method_key(
+                    &#recv,
+                    &__devstash_argv,
+                    #method_name,
+                    #turbofish_text,
+                )),
+                quote!(|(#(#names,)*)| #recv.#method #turbofish(#(#names),*)),
+            )
         }
         _ => unreachable!("checked above"),
     };
-    Ok(dispatch(span, parts.statics(span), argv, key, call))
+    Ok(dispatch(span, parts.statics(span), callee, argv, key, call))
 }
 
 fn expand_fn(
@@ -342,7 +413,23 @@ fn expand_fn(
     let mut pats = Vec::new();
     for input in func.sig.inputs.iter_mut() {
         match input {
-            FnArg::Receiver(_) => has_self = true,
+            FnArg::Receiver(r) => {
+                if r.reference.is_some() && r.mutability.is_some() {
+                    return Err(syn::Error::new_spanned(
+                        &*r,
+                        "#[stashed] cannot mark a method that takes `&mut self`: a stored value \
+                         would skip the change to `self`; take `&self` and return what changes",
+                    ));
+                }
+                has_self = true;
+            }
+            FnArg::Typed(pt) if has_mut_ref(&pt.ty) => {
+                return Err(syn::Error::new_spanned(
+                    &*pt,
+                    "#[stashed] cannot mark a function with a `&mut` parameter: a stored value \
+                     would skip what the call does to it; return what it computes instead",
+                ));
+            }
             FnArg::Typed(pt) => match &mut *pt.pat {
                 Pat::Ident(pi) if pi.subpat.is_none() => {
                     // The closure rebinds the parameter with its own `mut`; the outer binding
@@ -368,18 +455,39 @@ fn expand_fn(
         ttl: opts.ttl,
         fingerprint,
         kind: "fn",
+        closure: None,
     };
     let argv = quote!((#(#names,)*));
     let key = if has_self {
-        quote!(&(&self, &__devstash_argv))
+        quote!((
+            ::devstash::__rt::encode_key(&(&self, &__devstash_argv)),
+            ::devstash::__rt::Callee::Fn,
+        ))
     } else {
-        quote!(&__devstash_argv)
+        quote!((
+            ::devstash::__rt::encode_key(&__devstash_argv),
+            ::devstash::__rt::Callee::Fn,
+        ))
     };
     let body = &func.block;
     let call = quote!(|(#(#pats,)*)| -> #ret_ty #body);
-    let block = dispatch(span, parts.statics(span), argv, key, call);
+    let block = dispatch(span, parts.statics(span), quote!(), argv, key, call);
     *func.block = syn::parse2(quote!({ #block }))?;
     Ok(quote!(#func))
+}
+
+/// Whether a type holds a `&mut` reference anywhere (`&mut T`, `Option<&mut T>`, …).
+fn has_mut_ref(ty: &syn::Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+            self.0 |= r.mutability.is_some();
+            syn::visit::visit_type_reference(self, r);
+        }
+    }
+    let mut f = Finder(false);
+    syn::visit::Visit::visit_type(&mut f, ty);
+    f.0
 }
 
 /// A path as written, without spaces: `Client::new`, `crate::io::load`.

@@ -13,15 +13,22 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use super::pack::{self, Pack};
-use super::stream::{self, Stream};
+use super::sign::Signer;
+use super::stream::{MAX_PAYLOAD, Stream};
 use super::{Entry, EntryRef, Found, Header, Lookup, Tier, Value};
 
 /// Name of the marker file that identifies a devstash cache directory (the cross-tool
 /// `CACHEDIR.TAG` convention, which also keeps backup tools out).
 pub const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
 const CACHEDIR_TAG_BODY: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
-# This directory is a devstash cache (https://crates.io/crates/devstash).\n\
+# This directory is a devstash cache (https://bford.info/cachedir/).\n\
 # Its entries are recomputed when missing; `devstash clear --all` empties it.\n";
+
+/// Name of the `.gitignore` devstash writes in a cache directory it creates, as Cargo does in
+/// `target/`: entries are signed with one user's key and are of no use to anyone else.
+pub const GITIGNORE: &str = ".gitignore";
+const GITIGNORE_BODY: &str =
+    "# Written by devstash: this cache is for this machine and user only.\n*\n";
 
 /// Lookups a run makes before it loads the pack.
 const PACK_AFTER: u32 = 16;
@@ -46,6 +53,7 @@ const STREAM_OVER: u64 = 1 << 20;
 /// Entries as files in one directory.
 pub struct DiskTier {
     path: PathBuf,
+    signer: Signer,
     // Opened lazily: a run with no marked calls must not create the directory.
     dir: RefCell<Option<Dir>>,
     // Used once a run has made `PACK_AFTER` lookups; see `pack`.
@@ -55,10 +63,12 @@ pub struct DiskTier {
 }
 
 impl DiskTier {
-    /// A tier over `path`, which need not exist yet.
-    pub fn new(path: impl Into<PathBuf>) -> DiskTier {
+    /// A tier over `path`, which need not exist yet, whose entries are signed (and verified)
+    /// with `signer`.
+    pub fn new(path: impl Into<PathBuf>, signer: Signer) -> DiskTier {
         DiskTier {
             path: path.into(),
+            signer,
             dir: RefCell::new(None),
             pack: RefCell::new(PackState::Idle),
             lookups: std::cell::Cell::new(0),
@@ -119,10 +129,31 @@ pub fn create_cache_dir(path: &Path) -> anyhow::Result<Dir> {
     let dir = Dir::open_ambient_dir(path, ambient_authority())
         .with_context(|| format!("cannot open cache directory {}", path.display()))?;
     if !dir.exists(CACHEDIR_TAG) {
-        // Best effort: the tag is a courtesy to other tools and a sign for `clear`.
+        // Best effort: the tag is a courtesy to other tools and a sign for `clear`, and the
+        // ignore file keeps the cache out of commits.
         let _ = dir.write(CACHEDIR_TAG, CACHEDIR_TAG_BODY);
+        if !dir.exists(GITIGNORE) {
+            let _ = dir.write(GITIGNORE, GITIGNORE_BODY);
+        }
     }
     Ok(dir)
+}
+
+/// Opens `name` in `dir` for reading if it is a regular file, without following a symlink out and
+/// without blocking on a FIFO or a device that someone put under an entry's name.
+pub fn open_regular(dir: &Dir, name: &str) -> std::io::Result<cap_std::fs::File> {
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    cap_std::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+    let file = dir.open_with(name, &opts)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
 }
 
 /// Whether `contents` is a `CACHEDIR.TAG` that devstash wrote: the convention's signature line
@@ -136,16 +167,85 @@ pub fn is_devstash_tag(contents: &[u8]) -> bool {
     text.starts_with(signature) && text.contains("devstash cache")
 }
 
-/// Writes `bytes` to `name` inside `dir` atomically (temp file, then rename).
-pub fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `name` inside `dir` atomically (temp file, then rename); returns the new
+/// file's inode number (0 where there is none), which names this version of the file.
+pub fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<u64> {
     // An anonymous temp file (`O_TMPFILE`): a crash leaves nothing behind, which matters more
     // for entries (written by every miss, some of them large) than the three system calls it
     // costs over a named one (about 2 µs of a 17 µs store).
     let mut tmp = cap_tempfile::TempFile::new(dir)?;
     tmp.write_all(bytes)?;
+    let ino = inode(&tmp.as_file().metadata()?);
     // No fsync: after a crash the rename either happened or not, and a torn file left by a
-    // power loss fails its checksum and is recomputed. A hit must not wait on the disk.
-    tmp.replace(name)
+    // power loss fails its signature and is recomputed. A hit must not wait on the disk.
+    tmp.replace(name)?;
+    Ok(ino)
+}
+
+#[cfg(unix)]
+fn inode(meta: &cap_std::fs::Metadata) -> u64 {
+    cap_std::fs::MetadataExt::ino(meta)
+}
+
+#[cfg(not(unix))]
+fn inode(_meta: &cap_std::fs::Metadata) -> u64 {
+    0
+}
+
+/// Whether `name` is a temporary file of [`write_via_temp`] whose process is gone (killed while
+/// it wrote), so that nobody will ever move it into place: `.tmp-<pid>-<name>` with a `pid` that
+/// is not running. Where that cannot be told, it is not.
+pub fn is_dead_temp(name: &str) -> bool {
+    let Some(pid) = name
+        .strip_prefix(".tmp-")
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(pid, _)| pid.parse::<i32>().ok())
+    else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        if pid <= 0 || pid as u32 == std::process::id() {
+            return false;
+        }
+        // SAFETY: signal 0 only checks whether the process exists; it sends nothing.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        !alive
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
+}
+
+/// Removes the temporary files of [`write_via_temp`] that processes killed while writing left in
+/// `dir`, if they start with `magic` (or are empty): only what devstash wrote.
+pub fn remove_dead_temps(dir: &Dir, magic: &[u8]) {
+    let Ok(entries) = dir.entries() else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        if !is_dead_temp(&name) {
+            continue;
+        }
+        let Ok(file) = open_regular(dir, &name) else {
+            continue;
+        };
+        let mut head = Vec::new();
+        let _ = std::io::Read::read_to_end(
+            &mut std::io::Read::take(&file, magic.len() as u64),
+            &mut head,
+        );
+        if head.is_empty() || head == magic {
+            tracing::debug!("removing {name}, left by a process that was killed while writing it");
+            let _ = dir.remove_file(&name);
+        }
+    }
 }
 
 /// Writes `bytes` to a new temp file named after `name` (`.tmp-<pid>-<name>`) and hands its name
@@ -208,71 +308,79 @@ impl DiskTier {
             *state = PackState::Ready(loaded);
         }
         match &*state {
-            PackState::Ready(pack) => pack.get(&at.name, &at.key_hex),
+            PackState::Ready(pack) => pack.get(&at.name, &at.key_hex, &self.signer),
             _ => None,
         }
     }
 }
 
 /// Reads the entry file of `at`: whole when small, else its head only (see `store::stream`).
-fn read_file(dir: &Dir, at: &EntryRef) -> Lookup {
-    let file = match dir.open(&at.name) {
-        Ok(f) => f.into_std(),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Lookup::Missing,
-        Err(e) => return Lookup::Corrupt(format!("cannot read: {e}")),
+/// Also returns the file's inode, which names this version of it (for the pack).
+fn read_file(dir: &Dir, at: &EntryRef, signer: &Signer) -> (Lookup, u64) {
+    let file = match open_regular(dir, &at.name) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return (Lookup::Missing, 0),
+        Err(e) => return (Lookup::Corrupt(format!("cannot read: {e}")), 0),
     };
-    let len = match file.metadata() {
-        Ok(m) => m.len(),
-        Err(e) => return Lookup::Corrupt(format!("cannot read: {e}")),
+    let (len, ino) = match file.metadata() {
+        Ok(m) => (m.len(), inode(&m)),
+        Err(e) => return (Lookup::Corrupt(format!("cannot read: {e}")), 0),
     };
-    let other_key = || Lookup::Corrupt("holds another key (file renamed or copied?)".into());
+    let file = file.into_std();
     if len > STREAM_OVER {
-        match Stream::open(file, len) {
-            Ok((header, _)) if header.key != at.key_hex => return other_key(),
-            Ok((header, stream)) => {
-                return Lookup::Found(Found {
-                    created_ms: header.created_ms,
-                    compute_ns: header.compute_ns,
-                    args_preview: header.args_preview,
-                    value: Value::Stream(Box::new(stream)),
-                });
-            }
-            Err(stream::OpenError::Corrupt(why)) => return Lookup::Corrupt(why),
-            Err(stream::OpenError::Whole) => {}
-        }
-        // Reopened: the read below starts at the beginning of the file.
-        return match dir.read(&at.name) {
-            Ok(bytes) => decoded(at, bytes),
-            Err(e) => Lookup::Corrupt(format!("cannot read: {e}")),
+        let lookup = match Stream::open(file, len, signer) {
+            Ok((header, _)) if header.key != at.key_hex => other_key(),
+            Ok((header, stream)) => Lookup::Found(Found {
+                created_ms: header.created_ms,
+                compute_ns: header.compute_ns,
+                args_preview: header.args_preview,
+                value: Value::Stream(Box::new(stream)),
+            }),
+            Err(why) => Lookup::Corrupt(why),
         };
+        return (lookup, ino);
     }
     let mut bytes = Vec::with_capacity(len as usize);
-    match std::io::Read::read_to_end(&mut &file, &mut bytes) {
-        Ok(_) => decoded(at, bytes),
+    let lookup = match std::io::Read::read_to_end(
+        &mut std::io::Read::take(&file, STREAM_OVER + 1),
+        &mut bytes,
+    ) {
+        Ok(_) => decoded(at, bytes, signer),
         Err(e) => Lookup::Corrupt(format!("cannot read: {e}")),
-    }
+    };
+    (lookup, ino)
+}
+
+fn other_key() -> Lookup {
+    Lookup::Corrupt("holds another key (file renamed or copied?)".into())
 }
 
 /// An entry file's bytes, verified.
-fn decoded(at: &EntryRef, bytes: Vec<u8>) -> Lookup {
-    match Entry::decode(bytes) {
+fn decoded(at: &EntryRef, bytes: Vec<u8>, signer: &Signer) -> Lookup {
+    match Entry::decode(bytes, signer) {
         Ok(entry) if entry.header.key == at.key_hex => Lookup::Found(Found::entry(entry)),
-        Ok(_) => Lookup::Corrupt("holds another key (file renamed or copied?)".into()),
+        Ok(_) => other_key(),
         Err(why) => Lookup::Corrupt(why),
     }
 }
 
 impl DiskTier {
-    /// A verified entry was read from its file although the run uses the pack (the entry was
-    /// stored before the pack existed, or the pack lost it): copy it in, so the next run finds it.
-    fn heal_pack(&self, at: &EntryRef, entry: &Entry) {
+    /// A verified entry was read from its file (inode `ino`) although the run uses the pack (the
+    /// entry was stored before the pack existed, or the pack lost it): copy it in, so the next
+    /// run finds it.
+    fn heal_pack(&self, at: &EntryRef, entry: &Entry, ino: u64) {
         if !matches!(*self.pack.borrow(), PackState::Ready(_)) {
             return;
         }
         let appended = self.with_dir(false, |d| {
-            self.appender
-                .borrow_mut()
-                .append(d, &at.name, &entry.header, entry.payload())
+            self.appender.borrow_mut().append(
+                d,
+                &at.name,
+                &entry.header,
+                entry.payload(),
+                ino,
+                &self.signer,
+            )
         });
         if let Ok(Some(Err(e))) = appended {
             tracing::debug!("cannot append to {}: {e}", pack::PACK_NAME);
@@ -297,31 +405,37 @@ impl Tier for DiskTier {
         if let Some(entry) = self.lookup_pack(at) {
             return Lookup::Found(entry);
         }
-        let lookup = match self.with_dir(false, |d| read_file(d, at)) {
-            Ok(None) => Lookup::Missing,
-            Ok(Some(lookup)) => lookup,
-            Err(e) => Lookup::Corrupt(format!("{e:#}")),
+        let (lookup, ino) = match self.with_dir(false, |d| read_file(d, at, &self.signer)) {
+            Ok(None) => (Lookup::Missing, 0),
+            Ok(Some(found)) => found,
+            Err(e) => (Lookup::Corrupt(format!("{e:#}")), 0),
         };
         if let Lookup::Found(Found {
             value: Value::Entry(entry),
             ..
         }) = &lookup
         {
-            self.heal_pack(at, entry);
+            self.heal_pack(at, entry, ino);
         }
         lookup
     }
 
     fn put(&self, at: &EntryRef, header: &Header, payload: &[u8]) -> anyhow::Result<()> {
-        let bytes = Entry::encode(header, payload);
+        if payload.len() as u64 > MAX_PAYLOAD {
+            anyhow::bail!(
+                "a value of {} is larger than a 32-bit guest can read back",
+                crate::output::human_size(payload.len() as u64)
+            );
+        }
+        let bytes = Entry::encode(header, payload, &self.signer);
         self.with_dir(true, |d| {
-            write_atomic(d, &at.name, &bytes)?;
+            let ino = write_atomic(d, &at.name, &bytes)?;
             // The file is written; the pack copy is only a shortcut, so failing to add it is
-            // not an error.
-            if let Err(e) = self
-                .appender
-                .borrow_mut()
-                .append(d, &at.name, header, payload)
+            // not an error (an older record names the old file's inode and is not served).
+            if let Err(e) =
+                self.appender
+                    .borrow_mut()
+                    .append(d, &at.name, header, payload, ino, &self.signer)
             {
                 tracing::debug!("cannot append to {}: {e}", pack::PACK_NAME);
             }
@@ -341,13 +455,13 @@ mod tests {
     use super::*;
     use crate::store::names::entry_file_name;
 
-    use crate::store::entry::test_header as header;
+    use crate::store::entry::{test_header as header, test_signer};
 
     #[test]
     fn put_then_get_and_lazy_creation() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("cache");
-        let tier = DiskTier::new(&root);
+        let tier = DiskTier::new(&root, test_signer());
         let key = "ab".repeat(32);
         let at = EntryRef {
             name: entry_file_name("app::f", &key),
@@ -357,6 +471,7 @@ mod tests {
         assert!(!root.exists(), "a lookup must not create the directory");
         tier.put(&at, &header(&key, 3), b"xyz").unwrap();
         assert!(root.join(CACHEDIR_TAG).exists());
+        assert!(root.join(GITIGNORE).exists());
         match tier.get(&at) {
             Lookup::Found(mut f) => assert_eq!(f.value.verified().unwrap(), b"xyz"),
             other => panic!("{other:?}"),

@@ -13,7 +13,10 @@
 //!   module, and is older than [`TEMP_GRACE`], so that no running `devstash` can still be
 //!   writing it.
 //!
-//! Nothing else is ever removed; in particular tapes (`tapes/`) are never even looked at.
+//! - a temporary tape in `tapes/` is named `.tmp-<pid>-…` by a process that is no longer
+//!   running, and starts like a tape (or is empty).
+//!
+//! Nothing else is ever removed; in particular tapes themselves are never touched.
 
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
@@ -23,10 +26,13 @@ use anyhow::{Context, Result, bail};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
-use super::disk::{CACHEDIR_TAG, is_devstash_tag};
+use super::ReadError;
+use super::disk::{CACHEDIR_TAG, is_dead_temp, is_devstash_tag, open_regular};
 use super::entry::{Entry, Header};
 use super::names::is_entry_name;
 use super::pack::PACK_NAME;
+use super::sign::Signer;
+use super::stream::Stream;
 
 /// The first bytes of every entry file (`devstash-entry <version> <checksum>`, see
 /// [`super::entry`]).
@@ -45,11 +51,16 @@ pub const TEMP_GRACE: Duration = Duration::from_secs(60 * 60);
 /// Largest `CACHEDIR.TAG` read when judging whether a directory is a cache.
 const MAX_TAG_LEN: u64 = 4096;
 
+/// The folder in which devstash kept compiled modules inside the cache directory before they
+/// moved to the per-user directory; `clear --all` removes what is left in it.
+pub const LEGACY_MODULES_DIR: &str = "modules";
+
 /// A cache directory opened for listing and pruning.
 pub struct CacheDir {
     path: PathBuf,
     dir: Dir,
     modules_dir: &'static str,
+    signer: Signer,
 }
 
 /// One entry file and what verification found.
@@ -104,16 +115,92 @@ pub struct Damage {
 }
 
 /// Verifies an entry file's bytes; on failure says what failed and keeps what can be read.
-pub fn verify(bytes: Vec<u8>) -> Result<Entry, Damage> {
+pub fn verify(bytes: Vec<u8>, signer: &Signer) -> Result<Entry, Damage> {
     let has_magic = bytes.starts_with(ENTRY_MAGIC);
     // Parsed before `decode` consumes the bytes; only used when verification fails.
     let unverified = unverified_header(&bytes).map(Box::new);
-    Entry::decode(bytes).map_err(|problem| Damage {
+    Entry::decode(bytes, signer).map_err(|problem| Damage {
         problem,
         has_magic,
         unverified,
     })
 }
+
+/// An entry verified from its file, with the first bytes of its payload.
+#[derive(Debug)]
+pub struct Checked {
+    /// The verified header.
+    pub header: Header,
+    /// The first bytes of the payload (all of it, up to the length asked for).
+    pub head: Vec<u8>,
+}
+
+/// Bytes of an entry file read at a time when it is verified by streaming.
+const VERIFY_CHUNK: usize = 1 << 20;
+
+/// Verifies the entry file in `file` (`len` bytes) with bounded memory, whatever its size: a
+/// small one is read whole, a large one streamed through its signature a megabyte at a time.
+/// Keeps the first `keep` bytes of the payload. On failure, says what failed and keeps what can
+/// be read of the header (unverified).
+pub fn verify_file(
+    file: std::fs::File,
+    len: u64,
+    signer: &Signer,
+    keep: usize,
+) -> Result<Checked, Damage> {
+    let mut head = Vec::new();
+    let read = (&file).take(HEAD_READ as u64).read_to_end(&mut head);
+    let damage = |problem: String, head: &[u8]| Damage {
+        problem,
+        has_magic: head.starts_with(ENTRY_MAGIC),
+        unverified: unverified_header(head).map(Box::new),
+    };
+    if let Err(e) = read {
+        return Err(damage(format!("cannot read: {e}"), &head));
+    }
+    if len <= STREAM_FROM {
+        let mut bytes = head;
+        if let Err(e) = (&file).take(STREAM_FROM).read_to_end(&mut bytes) {
+            return Err(damage(format!("cannot read: {e}"), &bytes));
+        }
+        let entry = verify(bytes, signer)?;
+        let head = entry.payload()[..entry.payload().len().min(keep)].to_vec();
+        return Ok(Checked {
+            header: entry.header,
+            head,
+        });
+    }
+    let (header, mut stream) =
+        Stream::open(file, len, signer).map_err(|problem| damage(problem, &head))?;
+    let total = stream.len();
+    let mut kept = vec![0; (total as usize).min(keep)];
+    let mut scratch = vec![0; VERIFY_CHUNK];
+    let mut at = 0u64;
+    let mut read_to = |dst: &mut [u8], at: &mut u64| -> Result<(), String> {
+        stream.read(*at, dst).map_err(|e| match e {
+            ReadError::Corrupt(why) => why,
+            ReadError::OutOfRange => "read out of order".into(),
+        })?;
+        *at += dst.len() as u64;
+        Ok(())
+    };
+    let result = read_to(&mut kept, &mut at).and_then(|()| {
+        while at < total {
+            let n = (total - at).min(VERIFY_CHUNK as u64) as usize;
+            read_to(&mut scratch[..n], &mut at)?;
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => Ok(Checked { header, head: kept }),
+        Err(problem) => Err(damage(problem, &head)),
+    }
+}
+
+/// How much of a file is read first: enough for any header devstash writes.
+const HEAD_READ: usize = crate::store::stream::HEAD;
+/// Files larger than this are verified by streaming.
+const STREAM_FROM: u64 = 1 << 20;
 
 /// The JSON header on the second line, parsed without checking anything.
 fn unverified_header(bytes: &[u8]) -> Option<Header> {
@@ -128,9 +215,18 @@ fn unverified_header(bytes: &[u8]) -> Option<Header> {
 pub enum Place {
     /// The cache directory itself.
     Top,
-    /// The compiled-module folder.
+    /// The compiled-module folder an older devstash kept.
     Modules,
+    /// The folder of tapes (only temporary files left by killed recordings are ever removed).
+    Tapes,
 }
+
+/// The folder of the cache directory that holds tapes recorded without `-o`.
+pub const TAPES_DIR: &str = "tapes";
+
+/// The first bytes of every tape (see `tape::format`): a temporary file that starts so is a tape
+/// a killed recording was writing.
+pub const TAPE_START: &[u8] = b"devstash-tape";
 
 /// What a non-entry file devstash keeps is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,14 +278,15 @@ impl Scan {
 }
 
 impl CacheDir {
-    /// Opens the cache directory at `path`; `Ok(None)` when it does not exist. `modules_dir` is
-    /// the name of the folder that holds compiled modules.
-    pub fn open(path: &Path, modules_dir: &'static str) -> Result<Option<CacheDir>> {
+    /// Opens the cache directory at `path`, whose entries verify under `signer`; `Ok(None)`
+    /// when it does not exist.
+    pub fn open(path: &Path, signer: &Signer) -> Result<Option<CacheDir>> {
         match Dir::open_ambient_dir(path, ambient_authority()) {
             Ok(dir) => Ok(Some(CacheDir {
                 path: path.to_path_buf(),
                 dir,
-                modules_dir,
+                modules_dir: LEGACY_MODULES_DIR,
+                signer: signer.clone(),
             })),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) if e.kind() == ErrorKind::NotADirectory => bail!(
@@ -237,15 +334,10 @@ impl CacheDir {
                 scan.symlinks.push(name);
             } else if meta.is_dir() && name == self.modules_dir {
                 self.scan_modules(now, &mut scan)?;
+            } else if meta.is_dir() && name == TAPES_DIR {
+                self.scan_tapes(&mut scan)?;
             } else if meta.is_file() && is_entry_name(&name) {
-                let state = match self.dir.read(&name) {
-                    Ok(bytes) => verify(bytes).map(|e| e.header),
-                    Err(e) => Err(Damage {
-                        problem: format!("cannot read: {e}"),
-                        has_magic: false,
-                        unverified: None,
-                    }),
-                };
+                let state = self.check_entry(&name, 0).map(|c| c.header);
                 scan.entries.push(Listed {
                     name,
                     size: meta.len(),
@@ -300,14 +392,42 @@ impl CacheDir {
         Ok(())
     }
 
+    /// Temporary tapes that recordings killed while writing left in the tapes folder (tapes
+    /// themselves are never touched).
+    fn scan_tapes(&self, scan: &mut Scan) -> Result<()> {
+        let Some(dir) = self.subdir(TAPES_DIR)? else {
+            return Ok(());
+        };
+        for name in self.names(&dir)? {
+            if let Some(meta) = regular_file(&dir, &name)
+                && is_dead_temp(&name)
+                && (meta.len() == 0 || starts_with(&dir, &name, TAPE_START))
+            {
+                scan.stale_temps.push(KeptFile {
+                    place: Place::Tapes,
+                    name,
+                    size: meta.len(),
+                    kind: FileKind::StaleTemp,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The modules folder, unless it is missing or is not a real directory (a link to elsewhere
     /// is never entered).
     fn modules(&self) -> Result<Option<Dir>> {
-        match self.dir.symlink_metadata(self.modules_dir) {
+        self.subdir(self.modules_dir)
+    }
+
+    /// A folder of the cache directory, unless it is missing or is not a real directory.
+    fn subdir(&self, name: &str) -> Result<Option<Dir>> {
+        match self.dir.symlink_metadata(name) {
             Ok(meta) if meta.is_dir() => {
-                let dir = self.dir.open_dir(self.modules_dir).with_context(|| {
-                    format!("cannot open {}", self.path.join(self.modules_dir).display())
-                })?;
+                let dir = self
+                    .dir
+                    .open_dir(name)
+                    .with_context(|| format!("cannot open {}", self.path.join(name).display()))?;
                 Ok(Some(dir))
             }
             _ => Ok(None),
@@ -335,18 +455,28 @@ impl CacheDir {
             .collect())
     }
 
-    /// Reads the entry file `name`; refuses a symlink or anything but a regular file.
-    pub fn read_entry(&self, name: &str) -> Result<Vec<u8>> {
-        let shown = self.path.join(name);
+    /// Verifies the entry file `name` with bounded memory (see [`verify_file`]), keeping the
+    /// first `keep` bytes of its payload.
+    pub fn check_entry(&self, name: &str, keep: usize) -> Result<Checked, Damage> {
+        let cannot = |e: std::io::Error| Damage {
+            problem: format!("cannot read: {e}"),
+            has_magic: false,
+            unverified: None,
+        };
+        let file = open_regular(&self.dir, name).map_err(cannot)?;
+        let len = file.metadata().map_err(cannot)?.len();
+        verify_file(file.into_std(), len, &self.signer, keep)
+    }
+
+    /// Refuses a name that is not an entry file (a symlink, anything but a regular file).
+    pub fn entry_file(&self, name: &str) -> Result<()> {
         if !is_entry_name(name) || regular_file(&self.dir, name).is_none() {
             bail!(
                 "{} is not an entry file (devstash does not follow links in its cache)",
-                shown.display()
+                self.path.join(name).display()
             );
         }
-        self.dir
-            .read(name)
-            .with_context(|| format!("cannot read {}", shown.display()))
+        Ok(())
     }
 
     /// Removes the entry file `name` if it still is one devstash wrote (entry name, regular file,
@@ -367,6 +497,10 @@ impl CacheDir {
                 Ok(Some(d)) => Some(d),
                 _ => return Ok(false),
             },
+            Place::Tapes => match self.subdir(TAPES_DIR) {
+                Ok(Some(d)) => Some(d),
+                _ => return Ok(false),
+            },
         };
         let dir = dir.as_ref().unwrap_or(&self.dir);
         let Some(meta) = regular_file(dir, &file.name) else {
@@ -377,6 +511,10 @@ impl CacheDir {
                 file.place == Place::Modules
                     && is_compiled_name(&file.name)
                     && starts_with(dir, &file.name, ELF_MAGIC)
+            }
+            FileKind::StaleTemp if file.place == Place::Tapes => {
+                is_dead_temp(&file.name)
+                    && (meta.len() == 0 || starts_with(dir, &file.name, TAPE_START))
             }
             FileKind::StaleTemp => is_stale_temp(dir, &file.name, &meta, now),
             FileKind::Pack => file.place == Place::Top && file.name == PACK_NAME,
@@ -454,6 +592,7 @@ fn is_stale_temp(dir: &Dir, name: &str, meta: &cap_std::fs::Metadata, now: Syste
 mod tests {
     use super::*;
     use crate::store::disk::{create_cache_dir, write_atomic};
+    use crate::store::entry::test_signer;
     use crate::store::names::entry_file_name;
 
     fn header(key: &str, len: usize) -> Header {
@@ -466,21 +605,21 @@ mod tests {
 
     #[test]
     fn magic_matches_the_entry_format() {
-        let bytes = Entry::encode(&header("ab", 1), b"x");
+        let bytes = Entry::encode(&header("ab", 1), b"x", &test_signer());
         assert!(bytes.starts_with(ENTRY_MAGIC));
     }
 
     #[test]
     fn damage_keeps_the_unverified_header() {
         let h = header("ab", 3);
-        let mut bytes = Entry::encode(&h, b"xyz");
+        let mut bytes = Entry::encode(&h, b"xyz", &test_signer());
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        let damage = verify(bytes).unwrap_err();
-        assert!(damage.problem.contains("checksum"), "{}", damage.problem);
+        let damage = verify(bytes, &test_signer()).unwrap_err();
+        assert!(damage.problem.contains("signature"), "{}", damage.problem);
         assert!(damage.has_magic);
         assert_eq!(damage.unverified.as_deref(), Some(&h));
-        let junk = verify(b"hello\n".to_vec()).unwrap_err();
+        let junk = verify(b"hello\n".to_vec(), &test_signer()).unwrap_err();
         assert!(!junk.has_magic);
         assert_eq!(junk.unverified, None);
     }
@@ -503,7 +642,12 @@ mod tests {
         let dir = create_cache_dir(&root).unwrap();
         let key = "ab".repeat(32);
         let name = entry_file_name("app::f", &key);
-        write_atomic(&dir, &name, &Entry::encode(&header(&key, 1), b"x")).unwrap();
+        write_atomic(
+            &dir,
+            &name,
+            &Entry::encode(&header(&key, 1), b"x", &test_signer()),
+        )
+        .unwrap();
         dir.write("bogus__0123456789abcdef.stash", b"not ours")
             .unwrap();
         dir.write("notes.txt", b"mine").unwrap();
@@ -512,10 +656,14 @@ mod tests {
         dir.write(format!("modules/{compiled}"), b"\x7fELF....")
             .unwrap();
         let outside = tmp.path().join("outside.stash");
-        std::fs::write(&outside, Entry::encode(&header(&key, 1), b"x")).unwrap();
+        std::fs::write(
+            &outside,
+            Entry::encode(&header(&key, 1), b"x", &test_signer()),
+        )
+        .unwrap();
         std::os::unix::fs::symlink(&outside, root.join("link__0123456789abcdef.stash")).unwrap();
 
-        let cache = CacheDir::open(&root, "modules").unwrap().unwrap();
+        let cache = CacheDir::open(&root, &test_signer()).unwrap().unwrap();
         let scan = cache.scan(SystemTime::now()).unwrap();
         assert!(scan.tagged && scan.looks_like_cache());
         let names: Vec<&str> = scan.entries.iter().map(|e| e.name.as_str()).collect();
@@ -553,7 +701,7 @@ mod tests {
         let temp = "0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b";
         dir.write(temp, b"devstash-entry 1 abc").unwrap();
         dir.write(".tmpforeign", b"someone else's").unwrap();
-        let cache = CacheDir::open(tmp.path(), "modules").unwrap().unwrap();
+        let cache = CacheDir::open(tmp.path(), &test_signer()).unwrap().unwrap();
         let now = SystemTime::now();
         assert!(cache.scan(now).unwrap().stale_temps.is_empty());
         let later = now + TEMP_GRACE + Duration::from_secs(1);
@@ -571,14 +719,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("f");
         std::fs::write(&file, b"").unwrap();
-        let err = CacheDir::open(&file, "modules").err().unwrap();
+        let err = CacheDir::open(&file, &test_signer()).err().unwrap();
         assert!(err.to_string().contains("not a directory"), "{err}");
         assert!(
-            CacheDir::open(&tmp.path().join("missing"), "modules")
+            CacheDir::open(&tmp.path().join("missing"), &test_signer())
                 .unwrap()
                 .is_none()
         );
-        let plain = CacheDir::open(tmp.path(), "modules").unwrap().unwrap();
+        let plain = CacheDir::open(tmp.path(), &test_signer()).unwrap().unwrap();
         assert!(!plain.scan(SystemTime::now()).unwrap().looks_like_cache());
     }
 }

@@ -4,13 +4,13 @@
 //! directory ([`disk::DiskTier`]) today; a remote tier or a tape plugs in behind the same trait
 //! without touching the host imports that call it.
 
-pub mod checksum;
 pub mod disk;
 pub mod entry;
 pub mod listing;
 pub mod names;
 pub mod pack;
 pub mod pattern;
+pub mod sign;
 pub mod stream;
 
 pub use entry::{Entry, Header};
@@ -85,7 +85,11 @@ impl Value {
     /// all of it at once: a recording, a stored HTTP response).
     pub fn verified(&mut self) -> Result<&[u8], String> {
         if let Value::Stream(s) = self {
-            let mut all = vec![0; s.len() as usize];
+            let len = usize::try_from(s.len()).map_err(|_| "too large for this machine")?;
+            let mut all = Vec::new();
+            all.try_reserve_exact(len)
+                .map_err(|_| format!("a value of {len} bytes does not fit in memory"))?;
+            all.resize(len, 0);
             s.read(0, &mut all).map_err(|e| match e {
                 ReadError::Corrupt(why) => why,
                 ReadError::OutOfRange => "read out of order".into(),

@@ -1,35 +1,41 @@
 //! `index.pack`: copies of small entries in one append-only file beside the entry files, so a
-//! hit costs a hash-map lookup and a checksum instead of an open, a read, a close and a JSON
-//! parse.
+//! hit costs a hash-map lookup and a signature check instead of an open, a read, a close and a
+//! JSON parse.
 //!
-//! The entry files stay the source of truth; the pack only ever answers for a name whose file
-//! still exists (checked with one directory listing when the pack is loaded), and every record
-//! is a complete entry, verified like a file. So:
-//! - an entry removed by `devstash clear` or by hand is not served from the pack;
-//! - a record torn by a crash, or any foreign bytes (a record of an older layout among them),
-//!   fails verification and the file is read;
-//! - a rewritten entry (refresh, expiry, repair) is appended again, and the last record wins;
-//! - a run that started before another run appended sees the file, not the new record.
+//! The entry files stay the truth, and the pack answers only for the very file it copied. Each
+//! record carries the inode number of the entry file it was made from (every write of an entry
+//! makes a new file, so a new inode), and the one directory listing made when the pack is loaded
+//! gives each file's current inode with its name, at no extra cost. A record answers only when
+//! the two agree, so:
+//! - an entry removed (by `devstash clear` or by hand) is not served from the pack;
+//! - an entry rewritten by a refresh, an expiry, a repair or another run, whatever the size of
+//!   its new value, whether or not its new copy reached the pack (a value too large for it, a
+//!   failed append, a compaction by a run that loaded the pack earlier), is read from its file;
+//! - a record torn by a crash, written by anyone without the user's key, or in an older layout
+//!   fails its signature, and the file is read.
 //!
-//! Record layout: `u32 LE length of the rest`, `u8 name length`, name, then a 16-byte checksum
-//! (`store::checksum`, little endian) of what follows it: the postcard-encoded [`Meta`] and the
-//! payload. The record keeps only what a hit needs of the entry's header.
+//! Record layout: `u32 LE length of the rest`, `u8 name length`, name, then a 32-byte signature
+//! (`store::sign`) of what follows it: the postcard-encoded [`Meta`] and the payload. The record
+//! keeps only what a hit needs of the entry's header.
 
-use std::collections::{HashMap, HashSet};
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{Read, Write};
 
 use cap_std::fs::{Dir, OpenOptions};
 use serde::{Deserialize, Serialize};
 
-use super::{Found, Header, Value, checksum};
+use super::sign::{SIG_LEN, Signer};
+use super::{Found, Header, Value};
 
-/// What a pack record keeps of an entry's header.
+/// What a pack record keeps of an entry's header, and which file it copied.
 #[derive(Serialize, Deserialize)]
 struct Meta<'a> {
     key: &'a str,
     created_ms: u64,
     compute_ns: u64,
     args_preview: Option<&'a str>,
+    /// Inode number of the entry file the record copies.
+    ino: u64,
 }
 
 type Names = HashMap<String, (usize, usize), foldhash::fast::RandomState>;
@@ -38,6 +44,9 @@ type Names = HashMap<String, (usize, usize), foldhash::fast::RandomState>;
 pub const PACK_NAME: &str = "index.pack";
 /// Entries larger than this are only kept as files (their read is dominated by the copy).
 pub const MAX_PACKED: usize = 64 * 1024;
+/// A pack larger than this is not read (it cannot be one devstash grew: compaction keeps it near
+/// the size of the small entries it copies); it is removed, and grows again from the files.
+pub const MAX_PACK: u64 = 256 << 20;
 
 /// The loaded pack: the file's bytes and where each live record's entry starts and ends.
 #[derive(Default)]
@@ -49,24 +58,27 @@ pub struct Pack {
 
 impl Pack {
     /// Reads the pack, keeping the last record of each name whose entry file still exists.
+    /// Whether a record still copies its file is judged when it is asked for ([`Pack::get`]).
     ///
-    /// The directory listing that tells which files exist is the slow part (the kernel walks
-    /// the whole directory), so it runs on another thread while this one reads and parses the
-    /// pack.
+    /// The directory listing that tells which files exist (and their inodes) is the slow part
+    /// (the kernel walks the whole directory), so it runs on another thread while this one reads
+    /// and parses the pack.
     pub fn load(dir: &Dir) -> Pack {
         let listing = dir.try_clone().map(|dir| {
-            std::thread::spawn(
-                move || -> Option<HashSet<String, foldhash::fast::RandomState>> {
-                    let entries = dir.entries().ok()?;
-                    Some(
-                        entries
-                            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                            .collect(),
-                    )
-                },
-            )
+            std::thread::spawn(move || -> Option<Inodes> {
+                let entries = dir.entries().ok()?;
+                Some(
+                    entries
+                        .filter_map(|e| {
+                            let e = e.ok()?;
+                            let ino = inode_of(&e);
+                            Some((e.file_name().into_string().ok()?, ino))
+                        })
+                        .collect(),
+                )
+            })
         });
-        let Ok(bytes) = dir.read(PACK_NAME) else {
+        let Some(bytes) = read_pack(dir) else {
             return Pack::default();
         };
         // The last record of each name, in file order.
@@ -86,8 +98,11 @@ impl Pack {
             Ok(Ok(Some(existing))) => existing,
             _ => return Pack::default(),
         };
+        // Records of files that are gone or were rewritten since: never served.
         last.retain(|name, &mut (s, e)| {
-            let keep = existing.contains(name);
+            let keep = existing
+                .get(name)
+                .is_some_and(|&ino| record_ino(&bytes[s..e]) == Some(ino));
             if !keep {
                 dead_bytes += e - s;
             }
@@ -115,11 +130,11 @@ impl Pack {
         self.by_name.get(name).map(|&(s, e)| &self.bytes[s..e])
     }
 
-    /// The value recorded for `name` under `key_hex`, if its record is intact.
-    pub fn get(&self, name: &str, key_hex: &str) -> Option<Found> {
+    /// The value recorded for `name` under `key_hex`, if its record verifies.
+    pub fn get(&self, name: &str, key_hex: &str, signer: &Signer) -> Option<Found> {
         let body = self.body(name)?;
-        let (sum, rest) = body.split_first_chunk::<16>()?;
-        if checksum::of(rest) != u128::from_le_bytes(*sum) {
+        let (sig, rest) = body.split_first_chunk::<SIG_LEN>()?;
+        if !signer.verify(rest, sig) {
             return None;
         }
         let (meta, payload) = postcard::take_from_bytes::<Meta<'_>>(rest).ok()?;
@@ -136,8 +151,10 @@ impl Pack {
         self.dead_bytes > (64 << 10) && self.dead_bytes * 2 > self.bytes.len()
     }
 
-    /// Rewrites the pack with only its live records (atomically; a concurrent append to the old
-    /// file may be lost from the pack, which only costs that run's reader a file read).
+    /// Rewrites the pack with only its live records (atomically). A concurrent append to the old
+    /// file may be lost from the pack, which only costs a later run a file read: a record kept
+    /// here for a file another run has rewritten since names the old file's inode, so it is not
+    /// served.
     pub fn compact(&self, dir: &Dir) -> std::io::Result<()> {
         let mut out = Vec::with_capacity(self.bytes.len() - self.dead_bytes);
         let mut live: Vec<(&String, &(usize, usize))> = self.by_name.iter().collect();
@@ -145,7 +162,7 @@ impl Pack {
         for (name, &(s, e)) in live {
             out.extend_from_slice(&record(name, &self.bytes[s..e]));
         }
-        super::disk::write_atomic(dir, PACK_NAME, &out)
+        super::disk::write_atomic(dir, PACK_NAME, &out).map(|_| ())
     }
 }
 
@@ -169,20 +186,65 @@ fn record(name: &str, body: &[u8]) -> Vec<u8> {
     r
 }
 
-/// A record body: checksum, meta, payload.
-fn body(header: &Header, payload: &[u8]) -> Vec<u8> {
+/// A record body: signature, meta, payload.
+fn body(header: &Header, payload: &[u8], ino: u64, signer: &Signer) -> Vec<u8> {
     let meta = Meta {
         key: &header.key,
         created_ms: header.created_ms,
         compute_ns: header.compute_ns,
         args_preview: header.args_preview.as_deref(),
+        ino,
     };
-    let mut out = vec![0; 16];
+    let mut out = vec![0; SIG_LEN];
     postcard::to_io(&meta, &mut out).expect("plain data encodes");
     out.extend_from_slice(payload);
-    let sum = checksum::of(&out[16..]);
-    out[..16].copy_from_slice(&sum.to_le_bytes());
+    let sig = signer.sign(&out[SIG_LEN..]);
+    out[..SIG_LEN].copy_from_slice(&sig);
     out
+}
+
+/// The inode a record body names, read before its signature is checked (a forged one only makes
+/// a record look live; its signature still fails when it is asked for).
+fn record_ino(body: &[u8]) -> Option<u64> {
+    let rest = body.get(SIG_LEN..)?;
+    postcard::take_from_bytes::<Meta<'_>>(rest)
+        .ok()
+        .map(|(m, _)| m.ino)
+}
+
+/// Current inode of each name in the cache directory.
+type Inodes = HashMap<String, u64, foldhash::fast::RandomState>;
+
+/// The inode number of a directory entry, from the listing itself (no `stat`).
+#[cfg(unix)]
+fn inode_of(e: &cap_std::fs::DirEntry) -> u64 {
+    std::os::unix::fs::DirEntryExt::ino(e)
+}
+
+/// Where inodes are not at hand, every record looks stale and the pack never answers.
+#[cfg(not(unix))]
+fn inode_of(_e: &cap_std::fs::DirEntry) -> u64 {
+    0
+}
+
+/// The pack's bytes, if it is a regular file of a believable size (a FIFO or a device under its
+/// name must not block or flood a run; an oversized one is removed, since the files hold
+/// everything it copies).
+fn read_pack(dir: &Dir) -> Option<Vec<u8>> {
+    let file = super::disk::open_regular(dir, PACK_NAME).ok()?;
+    let len = file.metadata().ok()?.len();
+    if len > MAX_PACK {
+        tracing::warn!(
+            "{PACK_NAME} is {} (larger than devstash makes it); removing it, the entry files hold \
+             everything it copies",
+            crate::output::human_size(len)
+        );
+        let _ = dir.remove_file(PACK_NAME);
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(MAX_PACK).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// Appends records to the pack. Each record goes out in one `write` on a file opened for
@@ -194,13 +256,16 @@ pub struct Appender {
 }
 
 impl Appender {
-    /// Appends the record of one entry (values over [`MAX_PACKED`] bytes are skipped).
+    /// Appends the record of one entry, whose file has inode `ino` (values over [`MAX_PACKED`]
+    /// bytes are skipped: their old records, if any, name an inode that is gone).
     pub fn append(
         &mut self,
         dir: &Dir,
         name: &str,
         header: &Header,
         payload: &[u8],
+        ino: u64,
+        signer: &Signer,
     ) -> std::io::Result<()> {
         if payload.len() > MAX_PACKED || name.len() > u8::MAX as usize {
             return Ok(());
@@ -208,16 +273,28 @@ impl Appender {
         if self.file.is_none() {
             let mut opts = OpenOptions::new();
             opts.append(true).create(true);
-            self.file = Some(dir.open_with(PACK_NAME, &opts)?);
+            // A FIFO under the pack's name must not block the run (opened for writing, it would
+            // wait for a reader), and only a regular file is appended to.
+            #[cfg(unix)]
+            cap_std::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+            let file = dir.open_with(PACK_NAME, &opts)?;
+            if !file.metadata()?.is_file() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "not a regular file",
+                ));
+            }
+            self.file = Some(file);
         }
         let file = self.file.as_mut().expect("opened above");
-        file.write_all(&record(name, &body(header, payload)))
+        file.write_all(&record(name, &body(header, payload, ino, signer)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::entry::test_signer;
     use cap_std::ambient_authority;
 
     fn header(key: &str) -> Header {
@@ -230,24 +307,30 @@ mod tests {
     }
 
     fn value(pack: &Pack, name: &str, key: &str) -> Option<Vec<u8>> {
-        pack.get(name, key).map(|f| match f.value {
+        pack.get(name, key, &test_signer()).map(|f| match f.value {
             Value::Bytes(b) => b,
             other => panic!("{other:?}"),
         })
+    }
+
+    /// Writes a file (a new inode each time, as an entry write does) and returns its inode.
+    fn write_file(dir: &Dir, name: &str, text: &str) -> u64 {
+        crate::store::disk::write_atomic(dir, name, text.as_bytes()).unwrap()
     }
 
     #[test]
     fn last_record_wins_and_deleted_files_are_not_served() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Dir::open_ambient_dir(tmp.path(), ambient_authority()).unwrap();
-        dir.write("a.stash", "file a").unwrap();
-        dir.write("b.stash", "file b").unwrap();
+        let s = test_signer();
+        let a = write_file(&dir, "a.stash", "file a");
+        let b = write_file(&dir, "b.stash", "file b");
         let h = header("k1");
         let mut w = Appender::default();
-        w.append(&dir, "a.stash", &h, b"old a").unwrap();
-        w.append(&dir, "b.stash", &h, b"b").unwrap();
-        w.append(&dir, "a.stash", &h, b"new a").unwrap();
-        w.append(&dir, "gone.stash", &h, b"gone").unwrap();
+        w.append(&dir, "a.stash", &h, b"old a", a, &s).unwrap();
+        w.append(&dir, "b.stash", &h, b"b", b, &s).unwrap();
+        w.append(&dir, "a.stash", &h, b"new a", a, &s).unwrap();
+        w.append(&dir, "gone.stash", &h, b"gone", 1, &s).unwrap();
         // A torn record at the end is ignored.
         let mut f = dir
             .open_with(PACK_NAME, OpenOptions::new().append(true))
@@ -258,14 +341,14 @@ mod tests {
             value(&pack, "a.stash", "k1").as_deref(),
             Some(&b"new a"[..])
         );
-        let found = pack.get("b.stash", "k1").unwrap();
+        let found = pack.get("b.stash", "k1", &s).unwrap();
         assert_eq!((found.created_ms, found.compute_ns), (5, 9));
         assert_eq!(found.args_preview.as_deref(), Some("(1,)"));
         // Another key under the same name is not served.
-        assert!(pack.get("a.stash", "k2").is_none());
-        assert!(pack.get("gone.stash", "k1").is_none());
+        assert!(pack.get("a.stash", "k2", &s).is_none());
+        assert!(pack.get("gone.stash", "k1", &s).is_none());
         dir.remove_file("b.stash").unwrap();
-        assert!(Pack::load(&dir).get("b.stash", "k1").is_none());
+        assert!(Pack::load(&dir).get("b.stash", "k1", &s).is_none());
         pack.compact(&dir).unwrap();
         let again = Pack::load(&dir);
         assert_eq!(
@@ -275,15 +358,57 @@ mod tests {
     }
 
     #[test]
-    fn every_flip_in_a_record_is_refused() {
+    fn a_rewritten_file_is_never_answered_by_an_older_record() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Dir::open_ambient_dir(tmp.path(), ambient_authority()).unwrap();
-        dir.write("a.stash", "file a").unwrap();
+        let s = test_signer();
+        let h = header("k1");
+        let first = write_file(&dir, "a.stash", "v1");
         Appender::default()
-            .append(&dir, "a.stash", &header("k1"), b"value")
+            .append(&dir, "a.stash", &h, b"v1", first, &s)
+            .unwrap();
+        assert_eq!(
+            value(&Pack::load(&dir), "a.stash", "k1").as_deref(),
+            Some(&b"v1"[..])
+        );
+        // The file is rewritten and its new copy never reaches the pack (too large for it, a
+        // failed append, or a compaction that dropped it): the old record is not served.
+        let second = write_file(&dir, "a.stash", "v2");
+        assert_ne!(first, second);
+        assert!(value(&Pack::load(&dir), "a.stash", "k1").is_none());
+        // A compaction from a snapshot taken before the rewrite keeps the old record; it is
+        // still not served.
+        let old = {
+            let _ = std::fs::remove_file(tmp.path().join(PACK_NAME));
+            let first_again = write_file(&dir, "a.stash", "v1");
+            Appender::default()
+                .append(&dir, "a.stash", &h, b"v1", first_again, &s)
+                .unwrap();
+            Pack::load(&dir)
+        };
+        write_file(&dir, "a.stash", "v3");
+        old.compact(&dir).unwrap();
+        assert!(value(&Pack::load(&dir), "a.stash", "k1").is_none());
+    }
+
+    #[test]
+    fn every_flip_in_a_record_and_another_key_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open_ambient_dir(tmp.path(), ambient_authority()).unwrap();
+        let ino = write_file(&dir, "a.stash", "file a");
+        Appender::default()
+            .append(
+                &dir,
+                "a.stash",
+                &header("k1"),
+                b"value",
+                ino,
+                &test_signer(),
+            )
             .unwrap();
         let good = dir.read(PACK_NAME).unwrap();
-        // From the checksum on (a flip in the length or the name is a different record).
+        assert!(value(&Pack::load(&dir), "a.stash", "k1").is_some());
+        // From the signature on (a flip in the length or the name is a different record).
         for i in 5 + "a.stash".len()..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 1;
@@ -293,5 +418,8 @@ mod tests {
                 "flip at {i}"
             );
         }
+        dir.write(PACK_NAME, &good).unwrap();
+        let other = Signer::new([1; 32], "fedcba9876543210");
+        assert!(Pack::load(&dir).get("a.stash", "k1", &other).is_none());
     }
 }

@@ -3,15 +3,23 @@
 //! A hit on a large value must not cost more than reading it once: no host-side copy of the
 //! file, no second pass to verify it. So a large entry is opened with only its first
 //! [`HEAD`] bytes read (enough for the header), and its payload is read when the guest asks for
-//! it, with `pread` straight into guest memory, in [`checksum::SEGMENT`]-sized pieces spread over
-//! the machine's cores, each hashed while it is still in the cache. The checksum is judged when
-//! the last byte has been read; a read that ends there fails if it does not match.
+//! it, with `pread` straight into guest memory, in [`sign::SEGMENT`](super::sign::SEGMENT)-sized pieces spread over
+//! the machine's cores, each hashed (as a blake3 subtree, see `store::sign`) while it is still in
+//! the cache. The signature is judged when the last byte has been read; a read that ends there
+//! fails if it does not verify, and the guest throws away what it read.
+//!
+//! The header is parsed before it is verified (it is verified with the payload, at the end): a
+//! lookup only uses it to decide whether to read on (the key, the expiry, the length). A forged
+//! header can make a run read a forged payload, which then fails the signature like any damage;
+//! a length no guest could hold is refused before anything is read.
 
 use std::fs::File;
 
+use blake3::hazmat::ChainingValue;
+
 use super::ReadError;
-use super::checksum::{self, SEGMENT, Segments};
-use super::entry::{Frame, Header, Sum, parse_header};
+use super::entry::{BAD_SIGNATURE, Frame, Header, parse_header};
+use super::sign::{SEGMENT, SIG_LEN, Segments, Signer};
 
 /// Bytes read when a large entry is opened; its header must fit in them.
 pub const HEAD: usize = 64 << 10;
@@ -19,31 +27,27 @@ pub const HEAD: usize = 64 << 10;
 /// Whole segments that one read must cover before it is spread over threads.
 const PARALLEL_FROM: usize = 4;
 
-/// Why a large entry cannot be streamed.
-pub enum OpenError {
-    /// It is not in a streamable form (format 1, or a header longer than [`HEAD`]): read it
-    /// whole instead.
-    Whole,
-    /// It is damaged; the reason is for the warning.
-    Corrupt(String),
-}
+/// Largest payload a stream opens: a 32-bit guest cannot hold more, and a header that claims more
+/// is damage (a sparse file can claim anything without taking the space).
+pub const MAX_PAYLOAD: u64 = 4 << 30;
 
 /// A large entry whose payload has not been read yet.
 pub struct Stream {
     file: File,
-    /// File offset of the bytes the checksum covers (after the first line).
+    signer: Signer,
+    /// File offset of the bytes the signature covers (after the first line).
     rest_at: u64,
     /// Length of those bytes.
-    rest_len: usize,
+    rest_len: u64,
     /// Where the payload starts within them.
-    payload_at: usize,
+    payload_at: u64,
     /// Their first bytes, read at open.
     head: Vec<u8>,
-    /// How many of them have been fed to the checksum.
-    hashed: usize,
+    /// How many of them have been fed to the signature.
+    hashed: u64,
     sums: Segments,
-    expected: u128,
-    /// Set once the last byte has been read: whether the checksum matched.
+    expected: [u8; SIG_LEN],
+    /// Set once the last byte has been read: whether the signature verified.
     verdict: Option<Result<(), String>>,
 }
 
@@ -57,36 +61,43 @@ impl std::fmt::Debug for Stream {
 }
 
 impl Stream {
-    /// Opens the entry in `file`, `file_len` bytes long, reading only its head.
-    pub fn open(file: File, file_len: u64) -> Result<(Header, Stream), OpenError> {
-        let corrupt = |e: String| OpenError::Corrupt(e);
+    /// Opens the entry in `file`, `file_len` bytes long, reading only its head. The error says
+    /// why it cannot be used.
+    pub fn open(file: File, file_len: u64, signer: &Signer) -> Result<(Header, Stream), String> {
         let mut head = vec![0; HEAD.min(file_len as usize)];
-        read_exact_at(&file, &mut head, 0).map_err(|e| corrupt(format!("cannot read: {e}")))?;
-        let frame = Frame::parse(&head).map_err(corrupt)?;
-        let Sum::Segmented(expected) = frame.sum else {
-            return Err(OpenError::Whole);
-        };
+        read_exact_at(&file, &mut head, 0).map_err(|e| format!("cannot read: {e}"))?;
+        let frame = Frame::parse(&head, signer)?;
         let rest = &head[frame.first_len..];
         if !rest.contains(&b'\n') {
-            return Err(OpenError::Whole);
+            return Err(format!(
+                "header longer than {} KiB (not written by devstash)",
+                HEAD >> 10
+            ));
         }
-        let (header, payload_at) = parse_header(rest).map_err(corrupt)?;
-        let rest_len = file_len as usize - frame.first_len;
-        if (rest_len - payload_at) as u64 != header.payload_len {
-            return Err(corrupt("payload length does not match the header".into()));
+        let (header, payload_at) = parse_header(rest)?;
+        let rest_len = file_len - frame.first_len as u64;
+        if rest_len - payload_at as u64 != header.payload_len {
+            return Err("payload length does not match the header".into());
+        }
+        if header.payload_len > MAX_PAYLOAD {
+            return Err(format!(
+                "claims a value of {} bytes, more than a 32-bit guest can hold",
+                header.payload_len
+            ));
         }
         let head = rest.to_vec();
-        let mut sums = Segments::default();
+        let mut sums = signer.segments();
         sums.update(&head);
         let stream = Stream {
             file,
+            signer: signer.clone(),
             rest_at: frame.first_len as u64,
             rest_len,
-            payload_at,
-            hashed: head.len(),
+            payload_at: payload_at as u64,
+            hashed: head.len() as u64,
             head,
             sums,
-            expected,
+            expected: frame.sig,
             verdict: None,
         };
         Ok((header, stream))
@@ -94,7 +105,7 @@ impl Stream {
 
     /// The payload's length in bytes.
     pub fn len(&self) -> u64 {
-        (self.rest_len - self.payload_at) as u64
+        self.rest_len - self.payload_at
     }
 
     /// Whether the payload is empty.
@@ -104,19 +115,22 @@ impl Stream {
 
     /// Copies payload bytes `offset..offset + dst.len()` (which the caller has checked lie in
     /// the payload) into `dst`. Reads go forward: a range may start before the end of an earlier
-    /// one only within the head. The read that reaches the end judges the checksum.
+    /// one only within the head. The read that reaches the end judges the signature.
     pub fn read(&mut self, offset: u64, dst: &mut [u8]) -> Result<(), ReadError> {
         if let Some(Err(why)) = &self.verdict {
             return Err(ReadError::Corrupt(why.clone()));
         }
-        let mut at = self.payload_at + offset as usize;
+        let mut at = self.payload_at + offset;
         let mut dst = dst;
         if at < self.hashed {
-            let n = dst.len().min(self.hashed - at);
-            let from_head = self.head.get(at..at + n).ok_or(ReadError::OutOfRange)?;
+            let n = (dst.len() as u64).min(self.hashed - at) as usize;
+            let from_head = self
+                .head
+                .get(at as usize..at as usize + n)
+                .ok_or(ReadError::OutOfRange)?;
             dst[..n].copy_from_slice(from_head);
             dst = &mut dst[n..];
-            at += n;
+            at += n as u64;
         }
         if !dst.is_empty() {
             if at > self.hashed {
@@ -125,12 +139,14 @@ impl Stream {
             self.fill(dst).map_err(ReadError::Corrupt)?;
         }
         if self.hashed == self.rest_len && self.verdict.is_none() {
-            let sum = std::mem::take(&mut self.sums).finish();
-            let verdict = if sum == self.expected {
-                Ok(())
-            } else {
-                Err("checksum mismatch (corrupt or torn entry)".to_string())
-            };
+            let sums = std::mem::replace(&mut self.sums, self.signer.segments());
+            let sig = sums.finish();
+            let verdict =
+                if blake3::Hash::from_bytes(sig) == blake3::Hash::from_bytes(self.expected) {
+                    Ok(())
+                } else {
+                    Err(BAD_SIGNATURE.to_string())
+                };
             self.verdict = Some(verdict.clone());
             verdict.map_err(ReadError::Corrupt)?;
         }
@@ -138,12 +154,12 @@ impl Stream {
     }
 
     /// Reads and hashes `n` bytes nobody asked for (a read that skipped ahead).
-    fn skip(&mut self, mut n: usize) -> Result<(), String> {
-        let mut scratch = vec![0; n.min(SEGMENT)];
+    fn skip(&mut self, mut n: u64) -> Result<(), String> {
+        let mut scratch = vec![0; n.min(SEGMENT as u64) as usize];
         while n > 0 {
-            let k = n.min(scratch.len());
+            let k = n.min(scratch.len() as u64) as usize;
             self.fill(&mut scratch[..k])?;
-            n -= k;
+            n -= k as u64;
         }
         Ok(())
     }
@@ -152,32 +168,40 @@ impl Stream {
     fn fill(&mut self, mut dst: &mut [u8]) -> Result<(), String> {
         // Up to the next segment boundary, in this thread.
         let fill = self.sums.fill();
-        if fill != 0 {
+        if fill != 0 || self.sums.total() == 0 {
             let n = dst.len().min(SEGMENT - fill);
             self.pread(&mut dst[..n])?;
             self.sums.update(&dst[..n]);
-            self.hashed += n;
+            self.hashed += n as u64;
             dst = &mut dst[n..];
         }
-        // Whole segments, spread over threads.
+        // Whole segments, spread over threads (never the stream's only segment, which is the
+        // root of its tree and hashed as such by `update`).
         let whole = dst.len() / SEGMENT * SEGMENT;
-        if whole > 0 {
+        if whole > 0 && self.rest_len > SEGMENT as u64 {
             let (segments, tail) = dst.split_at_mut(whole);
-            let digests = read_segments(&self.file, self.rest_at + self.hashed as u64, segments)?;
-            self.sums.push(&digests);
-            self.hashed += whole;
+            let first = self.sums.next_segment();
+            let cvs = read_segments(
+                &self.file,
+                &self.signer,
+                self.rest_at + self.hashed,
+                first,
+                segments,
+            )?;
+            self.sums.push(&cvs);
+            self.hashed += whole as u64;
             dst = tail;
         }
         if !dst.is_empty() {
             self.pread(dst)?;
             self.sums.update(dst);
-            self.hashed += dst.len();
+            self.hashed += dst.len() as u64;
         }
         Ok(())
     }
 
     fn pread(&self, dst: &mut [u8]) -> Result<(), String> {
-        read_exact_at(&self.file, dst, self.rest_at + self.hashed as u64)
+        read_exact_at(&self.file, dst, self.rest_at + self.hashed)
             .map_err(|e| format!("cannot read: {e}"))
     }
 }
@@ -205,16 +229,22 @@ fn read_exact_at(file: &File, dst: &mut [u8], offset: u64) -> std::io::Result<()
     }
 }
 
-/// Reads whole segments from `file` at `at` into `dst` and returns their digests in order,
-/// using every core when there are enough of them.
-fn read_segments(file: &File, at: u64, dst: &mut [u8]) -> Result<Vec<[u8; 16]>, String> {
-    let one = |file: &File, at: u64, dst: &mut [u8]| -> Result<Vec<[u8; 16]>, String> {
+/// Reads whole segments (numbered from `first`) from `file` at `at` into `dst` and returns
+/// their chaining values in order, using every core when there are enough of them.
+fn read_segments(
+    file: &File,
+    signer: &Signer,
+    at: u64,
+    first: u64,
+    dst: &mut [u8],
+) -> Result<Vec<ChainingValue>, String> {
+    let one = |at: u64, first: u64, dst: &mut [u8]| -> Result<Vec<ChainingValue>, String> {
         dst.chunks_mut(SEGMENT)
             .enumerate()
             .map(|(i, seg)| {
                 read_exact_at(file, seg, at + (i * SEGMENT) as u64)
                     .map_err(|e| format!("cannot read: {e}"))?;
-                Ok(checksum::segment(seg))
+                Ok(signer.segment(first + i as u64, seg))
             })
             .collect()
     };
@@ -224,25 +254,34 @@ fn read_segments(file: &File, at: u64, dst: &mut [u8]) -> Result<Vec<[u8; 16]>, 
         .min(segments / PARALLEL_FROM.max(1))
         .max(1);
     if threads == 1 {
-        return one(file, at, dst);
+        return one(at, first, dst);
     }
     // Contiguous runs of segments, one per thread, so each thread faults in and fills its own
     // part of the destination.
-    let per = segments.div_ceil(threads) * SEGMENT;
+    let per_segments = segments.div_ceil(threads);
+    let per = per_segments * SEGMENT;
     std::thread::scope(|s| {
         let workers: Vec<_> = dst
             .chunks_mut(per)
             .enumerate()
-            .map(|(i, part)| s.spawn(move || one(file, at + (i * per) as u64, part)))
+            .map(|(i, part)| {
+                s.spawn(move || {
+                    one(
+                        at + (i * per) as u64,
+                        first + (i * per_segments) as u64,
+                        part,
+                    )
+                })
+            })
             .collect();
-        let mut digests = Vec::with_capacity(segments);
+        let mut cvs = Vec::with_capacity(segments);
         for w in workers {
-            digests.extend(
+            cvs.extend(
                 w.join()
                     .map_err(|_| "a reader thread panicked".to_string())??,
             );
         }
-        Ok(digests)
+        Ok(cvs)
     })
 }
 
@@ -250,17 +289,18 @@ fn read_segments(file: &File, at: u64, dst: &mut [u8]) -> Result<Vec<[u8; 16]>, 
 mod tests {
     use super::*;
     use crate::store::Entry;
+    use crate::store::entry::test_signer;
 
     fn entry_file(payload: &[u8]) -> (tempfile::NamedTempFile, u64) {
         let header = crate::store::entry::test_header(&"ab".repeat(32), payload.len());
-        let bytes = Entry::encode(&header, payload);
+        let bytes = Entry::encode(&header, payload, &test_signer());
         let mut f = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut f, &bytes).unwrap();
         (f, bytes.len() as u64)
     }
 
     fn open(f: &tempfile::NamedTempFile, len: u64) -> Stream {
-        match Stream::open(f.reopen().unwrap(), len) {
+        match Stream::open(f.reopen().unwrap(), len, &test_signer()) {
             Ok((_, s)) => s,
             Err(_) => panic!("does not open"),
         }

@@ -80,6 +80,8 @@ pub mod kind {
     pub const EXIT: u16 = 10;
     /// [`super::HttpRecord`]
     pub const HTTP: u16 = 11;
+    /// A secret's keyed hash handed to the guest (32 bytes).
+    pub const SECRET: u16 = 12;
 }
 
 /// How the recorded run was started and what its environment looked like.
@@ -275,6 +277,9 @@ pub enum Event {
     Exit(ExitRecord),
     /// An HTTP exchange.
     Http(Box<HttpRecord>),
+    /// The keyed hash of a secret the guest put in a key (see `secret_hash`): a replay hands it
+    /// back, so a tape replays without the secret, and the secret is not on it.
+    Secret([u8; 32]),
     /// An event of a kind this runner does not know (from a newer devstash).
     Unknown {
         /// Its kind number.
@@ -299,6 +304,7 @@ impl Event {
             Event::Output(_) => kind::OUTPUT,
             Event::Exit(_) => kind::EXIT,
             Event::Http(_) => kind::HTTP,
+            Event::Secret(_) => kind::SECRET,
             Event::Unknown { kind, .. } => *kind,
         }
     }
@@ -317,6 +323,7 @@ impl Event {
             kind::OUTPUT => "output",
             kind::EXIT => "exit",
             kind::HTTP => "http exchange",
+            kind::SECRET => "secret hash",
             _ => "unknown",
         }
     }
@@ -340,6 +347,7 @@ impl Event {
             Event::Output(v) => body(v, scratch),
             Event::Exit(v) => body(v, scratch),
             Event::Http(v) => body(v, scratch),
+            Event::Secret(v) => body(v, scratch),
             Event::Unknown { .. } => unreachable!("unknown events are never written"),
         }
         // The frame: varint kind, varint body length, body (what postcard writes for
@@ -367,6 +375,7 @@ impl Event {
             kind::OUTPUT => Event::Output(take(body)?),
             kind::EXIT => Event::Exit(take(body)?),
             kind::HTTP => Event::Http(Box::new(take(body)?)),
+            kind::SECRET => Event::Secret(take(body)?),
             other => Event::Unknown {
                 kind: other,
                 len: body.len(),
@@ -640,6 +649,7 @@ pub(crate) mod tests {
                 result: 0,
                 depth: 0,
             })),
+            Event::Secret([4; 32]),
             Event::Exit(ExitRecord {
                 code: 0,
                 trap: None,

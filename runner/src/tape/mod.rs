@@ -9,6 +9,7 @@
 //! - [`report`]: divergence reports, `--verify` diffs, `inspect` summaries.
 
 pub mod format;
+pub mod keytext;
 pub mod record;
 pub mod replay;
 pub mod report;
@@ -23,22 +24,24 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use clap::Args;
 use wasmtime_wasi::Deterministic;
 use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock, MonotonicClock, WallClock};
 
 use self::format::{ExitRecord, Invocation, Stream, Tape, TapeHeader};
 use self::record::{RecordHook, Recorder, RecordingMonotonicClock, RecordingWallClock};
 use self::replay::{Player, PlayerTime, ReplayHook, TapeMonotonicClock, TapeWallClock};
-use self::report::{RunOutput, human_size};
+use self::report::RunOutput;
 use self::stdio::{RecordingStdin, ReplayStdin, TeeOutput, lock};
-use crate::cli::{CacheArgs, GlobalArgs, LimitArgs, ModuleArgs, NetArgs};
+use crate::engine::ModuleCache;
 use crate::exit;
-use crate::host::{Policy, StashHost};
+use crate::flags::{GlobalArgs, RecordArgs, ReplayArgs};
+use crate::home::Home;
+use crate::host::{Budget, Policy, StashHost};
 use crate::net::NetPolicy;
-use crate::run::{self, Exit};
-use crate::sandbox::{DirGrant, EnvVar, Sandbox};
-use crate::store::disk::{DiskTier, create_cache_dir, write_via_temp};
+use crate::output::{self, human_size, plural, say};
+use crate::runtime::{self, Exit};
+use crate::sandbox::{EnvVar, Sandbox};
+use crate::store::disk::{DiskTier, create_cache_dir, remove_dead_temps, write_via_temp};
 use crate::store::names::sanitize;
 use crate::store::{EntryRef, Header, Lookup, Tier};
 
@@ -46,14 +49,14 @@ use crate::store::{EntryRef, Header, Lookup, Tier};
 pub const TAPE_MAGIC: &[u8] = b"devstash-tape";
 
 /// Folder of the cache directory that holds tapes recorded without `-o`.
-pub const TAPES_DIR: &str = "tapes";
+pub use crate::store::listing::TAPES_DIR;
 
 /// What a tape stores instead of the value of an environment variable whose name looks secret;
 /// a replay gives the guest this.
 pub const REDACTED_ENV: &str = "<redacted by devstash>";
 
-/// Parts of environment variable names (compared case-insensitively) that mark their values as
-/// secret.
+/// Parts of environment variable names (compared case-insensitively, anywhere in the name) that
+/// mark their values as secret.
 const SECRET_ENV_PARTS: &[&str] = &[
     "KEY",
     "TOKEN",
@@ -62,7 +65,14 @@ const SECRET_ENV_PARTS: &[&str] = &[
     "PASSWD",
     "CREDENTIAL",
     "AUTH",
+    "PRIVATE",
+    "SESSION",
+    "COOKIE",
 ];
+
+/// Words of environment variable names (between `_`s, compared case-insensitively) that mark
+/// their values as secret: too short to look for inside other words (`PATH` is not `PAT`).
+const SECRET_ENV_WORDS: &[&str] = &["PAT", "PASS", "PWD", "PW", "DSN", "SIG"];
 
 /// Whether the value of the environment variable `name` is kept off tapes. Errs on the side of
 /// secrecy (`AUTHOR` matches too): a replay then sees the placeholder, which a `--verify` shows
@@ -70,60 +80,43 @@ const SECRET_ENV_PARTS: &[&str] = &[
 pub fn is_secret_env(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     SECRET_ENV_PARTS.iter().any(|part| upper.contains(part))
+        || upper
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| SECRET_ENV_WORDS.contains(&word))
 }
 
-/// The environment as a tape stores it: secret-looking values replaced by [`REDACTED_ENV`].
-fn tape_env(env: Vec<(String, String)>) -> Vec<(String, String)> {
+/// Whether a value holds a secret whatever its variable's name: a URL with a password or a user
+/// (`postgres://user:pw@host/db`, `https://key@sentry.io/1`).
+fn holds_credentials(value: &str) -> bool {
+    url::Url::parse(value.trim())
+        .is_ok_and(|u| u.password().is_some() || (!u.username().is_empty() && u.has_host()))
+}
+
+/// An argument as a tape stores it: a URL's password replaced by [`REDACTED_ENV`]. A replayed
+/// program that requests the URL still matches the recording: a URL's credentials travel as an
+/// `Authorization` header, which tapes match by name only.
+fn tape_arg(arg: &str) -> String {
+    match url::Url::parse(arg) {
+        Ok(mut u) if u.password().is_some() && u.has_host() => {
+            let _ = u.set_password(Some(REDACTED_ENV));
+            u.to_string()
+        }
+        _ => arg.to_string(),
+    }
+}
+
+/// The environment as a tape stores it: secret values (see [`is_secret_env`], values holding
+/// credentials, and the names in `redact`) replaced by [`REDACTED_ENV`].
+fn tape_env(env: Vec<(String, String)>, redact: &[String]) -> Vec<(String, String)> {
     env.into_iter()
         .map(|(k, v)| {
-            let v = if is_secret_env(&k) {
-                REDACTED_ENV.to_string()
-            } else {
-                v
-            };
+            let secret = is_secret_env(&k)
+                || holds_credentials(&v)
+                || redact.iter().any(|r| r.eq_ignore_ascii_case(&k));
+            let v = if secret { REDACTED_ENV.to_string() } else { v };
             (k, v)
         })
         .collect()
-}
-
-/// `devstash record`.
-#[derive(Debug, Args)]
-pub struct RecordArgs {
-    /// Where to write the tape [default: <cache dir>/tapes/<module name>.tape].
-    #[arg(short = 'o', long = "output", value_name = "TAPE")]
-    pub output: Option<PathBuf>,
-    /// How marked calls use the cache (as in `devstash run`).
-    #[command(flatten)]
-    pub cache: CacheArgs,
-    /// What the guest may reach over HTTP (as in `devstash run`). Every exchange goes on the
-    /// tape, secret header values redacted, and a replay answers requests from it.
-    #[command(flatten)]
-    pub net: NetArgs,
-    /// What to run and what it may see (as in `devstash run`).
-    #[command(flatten)]
-    pub module: ModuleArgs,
-}
-
-/// `devstash replay`.
-#[derive(Debug, Args)]
-pub struct ReplayArgs {
-    /// Compare stdout, stderr and exit code with the recording: on a difference, print a unified
-    /// diff and exit with 122; when they match, exit with 0.
-    #[arg(long)]
-    pub verify: bool,
-    /// Grant a directory read-only (HOST[::GUEST]:ro). Files are not on the tape: grant what the
-    /// recorded run read. Nothing is granted by default, and nothing writable ever.
-    #[arg(long = "dir", value_name = "HOST[::GUEST]:ro")]
-    pub dirs: Vec<DirGrant>,
-    /// Limits on what the replayed guest may consume.
-    #[command(flatten)]
-    pub limits: LimitArgs,
-    /// The module to replay (the recorded one, or a changed build of it).
-    #[arg(value_name = "MODULE.wasm")]
-    pub module: PathBuf,
-    /// The tape [default: <cache dir>/tapes/<module name>.tape].
-    #[arg(value_name = "TAPE")]
-    pub tape: Option<PathBuf>,
 }
 
 /// Where a module's tape goes when no path is given.
@@ -140,48 +133,59 @@ pub fn default_tape(global: &GlobalArgs, module: &Path) -> PathBuf {
 
 /// Runs `devstash record`.
 pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
-    let tier = DiskTier::new(&global.cache_dir);
+    let home = Home::open()?;
+    let tier = DiskTier::new(&global.cache_dir, home.signer());
     if !args.cache.no_cache {
         tier.prefetch();
     }
-    let prepared = run::prepare(global, &args.module)?;
-    let sandbox = run::sandbox(&args.module);
+    let module = args.module.module()?;
+    let limits = args.module.limits.limits();
+    let modules = ModuleCache::new(&home)?;
+    let prepared = runtime::prepare(module, &limits, Some(&modules))?;
+    let sandbox = args.module.sandbox()?;
+    let budget = Arc::new(Budget::new(limits.max_memory));
     let path = args
         .output
         .clone()
-        .unwrap_or_else(|| default_tape(global, &args.module.module));
+        .unwrap_or_else(|| default_tape(global, module));
     let tty = [
         std::io::stdin().is_terminal(),
         std::io::stdout().is_terminal(),
         std::io::stderr().is_terminal(),
     ];
-    let recorder = Arc::new(Mutex::new(Recorder::new(Invocation {
-        argv: sandbox.args.clone(),
-        // The guest gets the real values; only the tape holds placeholders.
-        env: tape_env(sandbox.resolved_env()),
-        wall_resolution_ns: u64::try_from(WallClock::new().resolution().as_nanos())
-            .unwrap_or(u64::MAX),
-        monotonic_resolution_ns: MonotonicClock::new().resolution(),
-        tty,
-    })));
+    let recorder = Arc::new(Mutex::new(Recorder::new(
+        Invocation {
+            argv: sandbox.args.iter().map(|a| tape_arg(a)).collect(),
+            // The guest gets the real values; only the tape holds placeholders.
+            env: tape_env(sandbox.resolved_env(), &args.redact_env),
+            wall_resolution_ns: u64::try_from(WallClock::new().resolution().as_nanos())
+                .unwrap_or(u64::MAX),
+            monotonic_resolution_ns: MonotonicClock::new().resolution(),
+            tty,
+        },
+        budget.clone(),
+    )));
 
-    let mut wasi = sandbox.builder()?;
+    let mut wasi = sandbox.builder(&home)?;
     wasi.wall_clock(RecordingWallClock::new(recorder.clone()))
         .monotonic_clock(RecordingMonotonicClock::new(recorder.clone()))
         .stdin(RecordingStdin::new(recorder.clone()))
         .stdout(TeeOutput::new(Stream::Stdout, tty[1], recorder.clone()))
         .stderr(TeeOutput::new(Stream::Stderr, tty[2], recorder.clone()));
-    let stash = StashHost::new(Box::new(tier), run::policy(&args.cache, &args.net)?)
-        .with_net(run::net_policy(&args.net)?)
+    let stash = StashHost::new(Box::new(tier), args.cache.policy(&args.net)?)
+        .with_net(args.net.policy()?)
+        .with_secret_key(home.keys().secrets)
+        .with_writer(prepared.hash)
+        .with_budget(budget)
         .with_hook(Box::new(RecordHook(recorder.clone())));
     let rng = recorder.clone();
-    let outcome = run::execute_with(&prepared, wasi.build_p1(), stash, |linker, _| {
+    let outcome = runtime::execute_with(&prepared, wasi.build_p1(), stash, |linker, _| {
         wasi::random_get(linker, move |buf| {
             lock(&rng).random(buf);
             Ok(())
         })
     })?;
-    run::finish(global, &outcome, args.cache.no_cache);
+    runtime::finish(&outcome, global.quiet, args.cache.no_cache);
 
     let exit_record = ExitRecord {
         code: outcome.exit.code(),
@@ -191,11 +195,14 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
         },
     };
     let mut recorder = lock(&recorder);
+    if let Some(why) = &recorder.full {
+        bail!("no tape was written: {why}");
+    }
     let counts = recorder.counts;
     let (body, events) = recorder.finish(exit_record);
     let now = SystemTime::now();
     let header = TapeHeader {
-        module: file_name(&args.module.module),
+        module: file_name(module),
         module_xxh3: format!("{:032x}", prepared.hash),
         module_blake3: String::new(),
         devstash: env!("CARGO_PKG_VERSION").into(),
@@ -209,7 +216,7 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
     let bytes = format::encode(&header, &body);
     write_tape(global, &path, &bytes)?;
     if !global.quiet {
-        run::say(&format!(
+        say(&format!(
             "devstash: recorded {} ({}): {} marked call{},{} {} clock reading{}, {} random, {} of \
              stdin",
             path.display(),
@@ -256,14 +263,11 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     let (player, recorded) =
         Player::new(tape).map_err(|e| anyhow!("cannot use tape {}: {e:#}", path.display()))?;
 
-    let module_args = ModuleArgs {
-        env: Vec::new(),
-        dirs: args.dirs.clone(),
-        limits: args.limits.clone(),
-        module: args.module.clone(),
-        args: Vec::new(),
-    };
-    let prepared = run::prepare(global, &module_args)?;
+    // Compiled modules come from the per-user directory: a replay reads and writes nothing in
+    // the cache directory.
+    let home = Home::open()?;
+    let modules = ModuleCache::new(&home)?;
+    let prepared = runtime::prepare(&args.module, &args.limits.limits(), Some(&modules))?;
     let module_changed = if header.module_xxh3.is_empty() {
         // A tape from before module_xxh3: its module is identified by blake3, taken here.
         let bytes = std::fs::read(&args.module)
@@ -288,7 +292,7 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
         dirs: args.dirs.clone(),
     };
     let player = Arc::new(Mutex::new(player));
-    let mut wasi = sandbox.builder()?;
+    let mut wasi = sandbox.builder(&home)?;
     wasi.wall_clock(TapeWallClock {
         resolution: std::time::Duration::from_nanos(inv.wall_resolution_ns),
         player: player.clone(),
@@ -314,8 +318,9 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     };
     let stash = StashHost::new(Box::new(SealedTier), policy)
         .with_net(NetPolicy::default())
+        .with_budget(Arc::new(Budget::new(args.limits.max_memory)))
         .with_hook(Box::new(ReplayHook(player.clone())));
-    let outcome = run::execute_with(&prepared, wasi.build_p1(), stash, |linker, store| {
+    let outcome = runtime::execute_with(&prepared, wasi.build_p1(), stash, |linker, store| {
         let p = player.clone();
         wasi::random_get(linker, move |buf| lock(&p).random(buf))?;
         wasi::replay_time(linker, store, PlayerTime(player.clone()))
@@ -323,16 +328,16 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
 
     let player = lock(&player);
     if let Some(d) = &player.divergence {
-        eprintln!("{}", report::divergence(d, &path, &args.module));
+        say(&report::divergence(d, &path, &args.module));
         return Ok(exit::DIVERGENCE);
     }
     if let Exit::Trap(msg) = &outcome.exit {
-        eprintln!("{msg}");
+        say(msg);
     }
     let code = outcome.exit.code();
     if !global.quiet {
         let c = player.counts;
-        run::say(&format!(
+        say(&format!(
             "devstash: replayed {}{}: {} marked call{}{} answered from the tape, {} clock \
              reading{}, {} random",
             path.display(),
@@ -369,15 +374,16 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     );
     match diff {
         Some(diff) => {
-            eprint!(
-                "devstash: verify failed: the replay's output differs from the recording ({})\n{diff}",
-                path.display()
-            );
+            say(&format!(
+                "devstash: verify failed: the replay's output differs from the recording ({})\n{}",
+                path.display(),
+                diff.trim_end_matches('\n')
+            ));
             Ok(exit::VERIFY_FAILED)
         }
         None => {
             if !global.quiet {
-                eprintln!("devstash: verified: stdout, stderr and exit code match the recording");
+                say("devstash: verified: stdout, stderr and exit code match the recording");
             }
             Ok(0)
         }
@@ -390,11 +396,11 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
 pub fn inspect(_global: &GlobalArgs, path: &Path) -> Result<i32> {
     match Tape::read(path) {
         Ok(tape) => {
-            println!("{}", report::summary(path, &tape));
+            output::line(report::summary(path, &tape))?;
             Ok(0)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say(&format!("error: {e:#}"));
             Ok(1)
         }
     }
@@ -437,6 +443,8 @@ fn write_tape(global: &GlobalArgs, path: &Path, bytes: &[u8]) -> Result<()> {
     })?;
     let dir = Dir::open_ambient_dir(&parent, ambient_authority())
         .with_context(|| format!("cannot open {}", parent.display()))?;
+    // Tapes that recordings killed while writing left behind.
+    remove_dead_temps(&dir, TAPE_MAGIC);
     let written = write_via_temp(&dir, name, bytes, |dir, tmp| {
         // The old tape goes first: ext4 flushes a file renamed over another to disk before the
         // rename returns (its auto_da_alloc safeguard), about 0.4 ms, a tenth of a short
@@ -465,13 +473,25 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_in_url_arguments_stay_off_tapes() {
+        let a = tape_arg("http://user:PASS1234@127.0.0.1:8080/x?q=1");
+        assert!(
+            !a.contains("PASS1234") && a.starts_with("http://user:"),
+            "{a}"
+        );
+        assert_eq!(tape_arg("plain"), "plain");
+        assert_eq!(tape_arg("https://example.com/"), "https://example.com/");
+    }
+
+    #[test]
+    fn the_store_knows_a_tape_by_its_start() {
+        assert!(TAPE_MAGIC.starts_with(crate::store::listing::TAPE_START));
+    }
 
     #[test]
     fn secret_looking_environment_values_stay_off_tapes() {
@@ -489,15 +509,37 @@ mod tests {
         for name in ["LANG", "GREETING", "OPENAI_BASE_URL", "API_TTL", "PATH"] {
             assert!(!is_secret_env(name), "{name}");
         }
-        let env = tape_env(vec![
-            ("OPENAI_API_KEY".into(), "sk-123".into()),
-            ("LANG".into(), "C".into()),
-        ]);
+        for name in [
+            "GITHUB_PAT",
+            "MY_PASS",
+            "SENTRY_DSN",
+            "DB_PWD",
+            "SESSION_ID",
+        ] {
+            assert!(is_secret_env(name), "{name}");
+        }
+        for name in ["PATH", "PATTERN", "PASSAGE", "HOME"] {
+            assert!(!is_secret_env(name), "{name}");
+        }
+        let env = tape_env(
+            vec![
+                ("OPENAI_API_KEY".into(), "sk-123".into()),
+                ("LANG".into(), "C".into()),
+                ("DATABASE_URL".into(), "postgres://u:PW-DB@h/db".into()),
+                ("WEB".into(), "https://example.com/x".into()),
+                ("MINE".into(), "plain".into()),
+            ],
+            &["mine".into()],
+        );
+        let redacted = REDACTED_ENV.to_string();
         assert_eq!(
             env,
             vec![
-                ("OPENAI_API_KEY".into(), REDACTED_ENV.to_string()),
-                ("LANG".into(), "C".into())
+                ("OPENAI_API_KEY".into(), redacted.clone()),
+                ("LANG".into(), "C".into()),
+                ("DATABASE_URL".into(), redacted.clone()),
+                ("WEB".into(), "https://example.com/x".into()),
+                ("MINE".into(), redacted),
             ]
         );
     }

@@ -7,6 +7,10 @@
 //! never ask for them) and its output is kept with the call, to be written again when a replay
 //! answers it. HTTP exchanges are recorded with the depth they were made at, for the same
 //! reason.
+//!
+//! What the recorder holds counts against `--max-memory` with the guest's own memory (see
+//! `host::Budget`), and a tape never grows past [`MAX_TAPE`]: past either, the guest is stopped
+//! and no tape is written.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +24,31 @@ use super::format::{
     Stream, ValueRecord, WallReading,
 };
 use super::stdio::{Capture, lock};
-use crate::host::{Call, CallHook, Exchange};
+use crate::host::{Budget, Call, CallHook, Exchange, OverBudget};
+
+/// Largest tape a recording makes, in bytes (without `--max-memory`; with it, the tape being
+/// recorded counts against it).
+pub const MAX_TAPE: u64 = 1 << 30;
+
+/// Most argument bytes a tape keeps of a call (for divergence reports; calls are matched by
+/// key, so whole arguments are never needed).
+pub const MAX_TAPE_ARGS: usize = 256;
+
+/// The error that stops a guest whose recording passed [`MAX_TAPE`].
+#[derive(Debug)]
+pub struct TapeFull;
+
+impl std::fmt::Display for TapeFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the recording passed {}, the most a tape holds; record a shorter run",
+            crate::output::human_size(MAX_TAPE)
+        )
+    }
+}
+
+impl std::error::Error for TapeFull {}
 
 /// A marked call that is running (it missed), with what it has read and written so far.
 struct Frame {
@@ -46,6 +74,8 @@ pub struct RecordCounts {
     pub stdin_bytes: u64,
     /// HTTP exchanges recorded.
     pub http: u64,
+    /// Secret hashes recorded.
+    pub secrets: u64,
 }
 
 /// The tape being recorded.
@@ -59,13 +89,18 @@ pub struct Recorder {
     values: HashMap<blake3::Hash, u32>,
     frames: Vec<Frame>,
     rng: Box<dyn wasmtime_wasi::Rng + Send>,
+    budget: Arc<Budget>,
+    /// Bytes charged to the budget so far.
+    charged: u64,
+    /// Why the recording stopped growing, once it has.
+    pub full: Option<String>,
     /// What was recorded, for the closing line.
     pub counts: RecordCounts,
 }
 
 impl Recorder {
-    /// A recorder whose tape starts with `invocation`.
-    pub fn new(invocation: Invocation) -> Recorder {
+    /// A recorder whose tape starts with `invocation`; what it holds is counted in `budget`.
+    pub fn new(invocation: Invocation, budget: Arc<Budget>) -> Recorder {
         let mut r = Recorder {
             body: Vec::with_capacity(4096),
             scratch: Vec::with_capacity(64),
@@ -75,16 +110,51 @@ impl Recorder {
             values: HashMap::new(),
             frames: Vec::new(),
             rng: wasmtime_wasi::thread_rng(),
+            budget,
+            charged: 0,
+            full: None,
             counts: RecordCounts::default(),
         };
         r.push(Event::Invocation(Box::new(invocation)));
         r
     }
 
+    /// Counts `n` more bytes held by the recording; an error (kept in [`Recorder::full`]) once
+    /// it would pass [`MAX_TAPE`] or the memory budget. Nothing is recorded past that point.
+    fn charge(&mut self, n: u64) -> wasmtime::Result<()> {
+        if let Some(why) = &self.full {
+            return Err(wasmtime::format_err!("{why}"));
+        }
+        if self.charged.saturating_add(n) > MAX_TAPE {
+            self.full = Some(TapeFull.to_string());
+            return Err(wasmtime::Error::new(TapeFull));
+        }
+        match self.budget.charge("the tape being recorded", n) {
+            Ok(()) => {
+                self.charged += n;
+                Ok(())
+            }
+            Err(e) => {
+                self.full = Some(e.to_string());
+                Err(wasmtime::Error::new::<OverBudget>(e))
+            }
+        }
+    }
+
+    /// Whether the recording has stopped growing (see [`Recorder::charge`]).
+    fn stopped(&self) -> bool {
+        self.full.is_some()
+    }
+
     fn push(&mut self, event: Event) {
+        if self.stopped() {
+            return;
+        }
         self.flush_output();
         self.events += 1;
+        let before = self.body.len();
         event.encode_into(&mut self.body, &mut self.scratch);
+        let _ = self.charge((self.body.len() - before) as u64);
     }
 
     /// Writes the output gathered so far as one event.
@@ -92,6 +162,15 @@ impl Recorder {
         if let Some(out) = self.pending_output.take() {
             self.events += 1;
             Event::Output(out).encode_into(&mut self.body, &mut self.scratch);
+        }
+    }
+
+    /// The guest asked for a secret's hash and got `hash`: recorded, unless a running marked
+    /// call asked (a replay never runs it).
+    pub fn secret(&mut self, hash: [u8; 32]) {
+        if self.frames.is_empty() {
+            self.counts.secrets += 1;
+            self.push(Event::Secret(hash));
         }
     }
 
@@ -218,9 +297,12 @@ impl Recorder {
 }
 
 impl Capture for Recorder {
-    fn output(&mut self, stream: Stream, bytes: &[u8]) {
-        // Every enclosing running call keeps a copy: a replay answers the outermost one.
-        for f in &mut self.frames {
+    fn output(&mut self, stream: Stream, bytes: &[u8]) -> wasmtime::Result<()> {
+        // The output is kept once, and once more with the outermost running call: a replay
+        // answers that call and writes it again. Inner calls are never answered by a replay.
+        let copies = 1 + u64::from(!self.frames.is_empty());
+        self.charge(copies * bytes.len() as u64)?;
+        if let Some(f) = self.frames.first_mut() {
             append(&mut f.output, stream, bytes);
         }
         match &mut self.pending_output {
@@ -233,6 +315,7 @@ impl Capture for Recorder {
                 });
             }
         }
+        Ok(())
     }
 
     fn input(&mut self, bytes: &[u8]) {
@@ -244,6 +327,11 @@ impl Capture for Recorder {
             }
         }
     }
+}
+
+/// What a tape keeps of a call's argument bytes: their start.
+fn tape_args(args: &[u8]) -> Vec<u8> {
+    args[..args.len().min(MAX_TAPE_ARGS)].to_vec()
 }
 
 fn append(chunks: &mut Vec<OutputChunk>, stream: Stream, bytes: &[u8]) {
@@ -269,7 +357,7 @@ impl CallHook for RecordHook {
         r.push(Event::Call(Box::new(CallRecord {
             site,
             key: *call.key,
-            args: args.to_vec(),
+            args: tape_args(args),
             preview: preview.map(str::to_string),
             outcome: CallOutcome::Hit { value },
             depth,
@@ -285,7 +373,7 @@ impl CallHook for RecordHook {
             ticket,
             site,
             key: *call.key,
-            args: args.to_vec(),
+            args: tape_args(args),
             started: Instant::now(),
             output: Vec::new(),
             inner: InnerReads::default(),
@@ -321,6 +409,11 @@ impl CallHook for RecordHook {
             result,
             depth,
         })));
+    }
+
+    fn secret(&mut self, hash: [u8; 32]) -> wasmtime::Result<[u8; 32]> {
+        lock(&self.0).secret(hash);
+        Ok(hash)
     }
 }
 

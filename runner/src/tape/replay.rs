@@ -101,6 +101,8 @@ pub struct Player {
     last_monotonic: u64,
     random: Vec<u8>,
     random_used: usize,
+    secrets: VecDeque<[u8; 32]>,
+    secrets_total: usize,
     /// The first divergence, once there is one.
     pub divergence: Option<Divergence>,
     /// What the guest wrote to stdout during the replay.
@@ -143,6 +145,8 @@ impl Player {
             last_monotonic: 0,
             random: Vec::new(),
             random_used: 0,
+            secrets: VecDeque::new(),
+            secrets_total: 0,
             divergence: None,
             stdout: Vec::new(),
             stderr: Vec::new(),
@@ -184,11 +188,25 @@ impl Player {
                     }
                     p.calls.push(*c);
                 }
-                Event::WallClock(w) => p
-                    .wall
-                    .push_back(Duration::new(w.secs, 0) + Duration::from_nanos(u64::from(w.nanos))),
+                Event::WallClock(w) => {
+                    // A reading a clock can give: nanoseconds since 1970 that fit in 64 bits.
+                    let ns = w
+                        .secs
+                        .checked_mul(1_000_000_000)
+                        .and_then(|ns| ns.checked_add(u64::from(w.nanos)))
+                        .filter(|_| w.nanos < 1_000_000_000);
+                    let Some(ns) = ns else {
+                        bail!(
+                            "a wall clock reading ({}s and {}ns) is past what a clock can show",
+                            w.secs,
+                            w.nanos
+                        );
+                    };
+                    p.wall.push_back(Duration::from_nanos(ns));
+                }
                 Event::MonotonicClock(m) => p.monotonic.push_back(m),
                 Event::Random(bytes) => p.random.extend_from_slice(&bytes),
+                Event::Secret(hash) => p.secrets.push_back(hash),
                 Event::Stdin(bytes) => stdin.extend_from_slice(&bytes),
                 Event::Output(o) => match o.stream {
                     Stream::Stdout => stdout.extend_from_slice(&o.bytes),
@@ -223,6 +241,7 @@ impl Player {
         };
         p.wall_total = p.wall.len();
         p.monotonic_total = p.monotonic.len();
+        p.secrets_total = p.secrets.len();
         Ok((
             p,
             Recorded {
@@ -246,7 +265,7 @@ impl Player {
     fn emit(&mut self, stream: Stream, bytes: &[u8]) {
         // A closed stdout must not stop the replay; the guest's own writes report it.
         let _ = write_real(stream, bytes);
-        self.output(stream, bytes);
+        let _ = self.output(stream, bytes);
     }
 
     /// Answers a marked call from the tape, or diverges.
@@ -529,6 +548,32 @@ impl Player {
         Ok(())
     }
 
+    /// Hands back the next recorded secret hash, or diverges.
+    pub fn secret(&mut self) -> wasmtime::Result<[u8; 32]> {
+        match self.secrets.pop_front() {
+            Some(h) => Ok(h),
+            None => {
+                let total = self.secrets_total;
+                Err(self.diverge(
+                    "the program hashed a secret more often than the recording did".into(),
+                    format!(
+                        "  secrets:   the tape holds {total} secret hash{}; this is number {}",
+                        if total == 1 { "" } else { "es" },
+                        total + 1
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The last clock reading served, in nanoseconds: the wall clock (0) or the monotonic one.
+    pub fn last_reading(&self, clock: u32) -> u64 {
+        match clock {
+            0 => u64::try_from(self.last_wall.as_nanos()).unwrap_or(u64::MAX),
+            _ => self.last_monotonic,
+        }
+    }
+
     /// An error if the replay has diverged (checked after WASI calls that read a clock).
     pub fn check(&self) -> wasmtime::Result<()> {
         match self.divergence {
@@ -543,11 +588,12 @@ fn short(hex: &str) -> &str {
 }
 
 impl Capture for Player {
-    fn output(&mut self, stream: Stream, bytes: &[u8]) {
+    fn output(&mut self, stream: Stream, bytes: &[u8]) -> wasmtime::Result<()> {
         match stream {
             Stream::Stdout => self.stdout.extend_from_slice(bytes),
             Stream::Stderr => self.stderr.extend_from_slice(bytes),
         }
+        Ok(())
     }
 }
 
@@ -566,6 +612,10 @@ impl CallHook for ReplayHook {
 
     fn http_answer(&mut self, exchange: &Exchange<'_>) -> wasmtime::Result<Option<HttpResult>> {
         lock(&self.0).answer_http(exchange).map(Some)
+    }
+
+    fn secret(&mut self, _hash: [u8; 32]) -> wasmtime::Result<[u8; 32]> {
+        lock(&self.0).secret()
     }
 }
 
@@ -586,6 +636,9 @@ impl super::wasi::TapeTime for PlayerTime {
     }
     fn check(&self) -> wasmtime::Result<()> {
         lock(&self.0).check()
+    }
+    fn last(&self, clock: u32) -> u64 {
+        lock(&self.0).last_reading(clock)
     }
 }
 

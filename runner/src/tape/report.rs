@@ -10,20 +10,23 @@ use similar::TextDiff;
 use super::format::{CallOutcome, Event, HttpRecord, SiteRecord, Stream, Tape};
 use super::replay::Divergence;
 use crate::host::hex;
+use crate::output::human_size;
 
 /// Most argument bytes shown in hex.
 const PREVIEW_BYTES: usize = 24;
 /// Most strings quoted from the arguments.
 const PREVIEW_STRINGS: usize = 4;
 
-/// A preview of a call's canonical (postcard) argument bytes: their length, the first bytes in
-/// hex, and the strings found in them. The arguments' types are only known to the guest, so
-/// this is as readable as a host can make them before the call runs: postcard writes a string
-/// as its length (a varint) then its UTF-8 bytes, so `("EUR",)` reads
-/// `4 bytes: 03 45 55 52 "EUR"`.
+/// A preview of a call's canonical argument bytes: read back into text when they are in the Rust
+/// SDK's encoding (`("EUR", 3)`, see [`super::keytext`]), else their length, the first bytes in
+/// hex, and the strings found in them (a string is usually its length, a varint, then its UTF-8
+/// bytes, so `("EUR",)` reads `4 bytes: 03 45 55 52 "EUR"`).
 pub fn args_preview(args: &[u8]) -> String {
     if args.is_empty() {
         return "none (0 bytes)".into();
+    }
+    if let Some(text) = super::keytext::text(args) {
+        return text;
     }
     let mut s = format!(
         "{} byte{}:",
@@ -78,21 +81,6 @@ fn strings_in(bytes: &[u8]) -> Vec<&str> {
 /// The first 8 bytes of a key, hex.
 pub fn short_hex(bytes: &[u8]) -> String {
     hex(&bytes[..bytes.len().min(8)])
-}
-
-/// `512 B`, `1.5 KiB`, `3.2 MiB`.
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }
 
 /// The divergence report printed when a replay stops.
@@ -339,6 +327,8 @@ mod tests {
     fn args_previews() {
         assert_eq!(args_preview(&[]), "none (0 bytes)");
         assert_eq!(args_preview(&[7]), "1 byte: 07");
+        // The Rust SDK's encoding reads back into text.
+        assert_eq!(args_preview(&[0x18, 1, 0x0a, 21]), "(21,)");
         assert_eq!(
             args_preview(&[3, b'E', b'U', b'R']),
             "4 bytes: 03 45 55 52 \"EUR\""

@@ -17,8 +17,9 @@ use super::format::Stream;
 
 /// Receives what the guest writes and reads.
 pub trait Capture: Send + 'static {
-    /// The guest wrote `bytes` to `stream` (already on the real stream).
-    fn output(&mut self, stream: Stream, bytes: &[u8]);
+    /// The guest wrote `bytes` to `stream` (already on the real stream). An error stops the guest
+    /// (a recording that would pass its limit).
+    fn output(&mut self, stream: Stream, bytes: &[u8]) -> wasmtime::Result<()>;
     /// The guest read `bytes` from stdin.
     fn input(&mut self, bytes: &[u8]) {
         let _ = bytes;
@@ -100,16 +101,17 @@ struct TeeWriter<C: Capture> {
 }
 
 impl<C: Capture> TeeWriter<C> {
-    fn put(&self, bytes: &[u8]) -> std::io::Result<()> {
-        write_real(self.stream, bytes)?;
-        lock(&self.capture).output(self.stream, bytes);
-        Ok(())
+    fn put(&self, bytes: &[u8]) -> StreamResult<()> {
+        write_real(self.stream, bytes).map_err(stream_error)?;
+        lock(&self.capture)
+            .output(self.stream, bytes)
+            .map_err(StreamError::Trap)
     }
 }
 
 impl<C: Capture> OutputStream for TeeWriter<C> {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.put(&bytes).map_err(stream_error)
+        self.put(&bytes)
     }
     fn flush(&mut self) -> StreamResult<()> {
         flush_real(self.stream).map_err(stream_error)
@@ -131,7 +133,11 @@ impl<C: Capture> AsyncWrite for TeeWriter<C> {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(self.put(buf).map(|()| buf.len()))
+        Poll::Ready(
+            self.put(buf)
+                .map(|()| buf.len())
+                .map_err(|e| std::io::Error::other(e.to_string())),
+        )
     }
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(flush_real(self.stream))

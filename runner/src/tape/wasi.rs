@@ -5,11 +5,11 @@
 //!   (and serves) exactly the bytes each request received.
 //! - `clock_time_get` (replay): served from the tape. A tape clock that runs out is a divergence,
 //!   and this import can stop the guest right at that read (a `HostWallClock` cannot fail).
-//! - `poll_oneoff` (replay): a plain relative sleep (one clock subscription, which is what
-//!   `std::thread::sleep` asks for) returns at once, since the clock readings that follow come
-//!   from the tape anyway. Every other poll goes to wasmtime-wasi's implementation, through a
-//!   tiny module (see [`POLL_SHIM`]), and is followed by the divergence check, since it may have
-//!   read a tape clock (absolute timeouts).
+//! - `poll_oneoff` (replay): a poll on clocks only (a sleep, a timer, an absolute deadline)
+//!   returns at once, the earliest clock firing, since the clock readings that follow come from
+//!   the tape anyway. Every other poll (one that waits on a file too) goes to wasmtime-wasi's
+//!   implementation, through a tiny module (see [`POLL_SHIM`]), and is followed by the
+//!   divergence check, since it may have read a tape clock.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use wasmtime::{
     Caller, Extern, Instance, Linker, Memory, Module, Result, Store, TypedFunc, bail, format_err,
 };
 
-use crate::run::Ctx;
+use crate::runtime::Ctx;
 
 /// The WASI preview 1 import module.
 pub const WASI: &str = "wasi_snapshot_preview1";
@@ -90,6 +90,8 @@ pub trait TapeTime: Send + Sync + 'static {
     /// An error once the replay has diverged (the clocks note a divergence; this stops the
     /// guest).
     fn check(&self) -> Result<()>;
+    /// The last reading served of clock `id` (0 realtime, 1 monotonic), in nanoseconds.
+    fn last(&self, id: u32) -> u64;
 }
 
 /// A module that calls wasmtime-wasi's `poll_oneoff` on behalf of the guest. wasmtime-wasi
@@ -128,7 +130,7 @@ pub fn replay_time(
               n: i32,
               nevents: i32|
               -> Result<i32> {
-            if n == 1 && instant_sleep(&mut caller, subs, events, nevents)? {
+            if instant_sleep(&mut caller, &poll_time, subs, events, n, nevents)? {
                 return Ok(ERRNO_SUCCESS);
             }
             let poll = match delegate.get() {
@@ -186,44 +188,65 @@ pub fn replay_time(
     Ok(())
 }
 
-/// Answers a poll on one relative realtime or monotonic clock at once, as if the time had
-/// passed. Returns false (and touches nothing) for anything else, which then takes the normal
-/// path. The layout is WASI preview 1's: a `subscription` is `userdata: u64`, a tag byte at 8
+/// Answers at once a poll whose subscriptions are all on the realtime or monotonic clock,
+/// relative or absolute, as if the time had passed: the earliest one fires. A deadline is
+/// judged against the last reading the replay served of its clock, never a real clock, so no
+/// deadline, however far (or past the end of the tape), makes a replay wait. Returns false (and
+/// touches nothing) for anything else, which then takes the normal path.
+///
+/// The layout is WASI preview 1's: a `subscription` is `userdata: u64`, a tag byte at 8
 /// (0 = clock), then `id: u32` at 16, `timeout: u64` at 24, `precision: u64` at 32 and
 /// `flags: u16` at 40 (bit 0: absolute time); an `event` is `userdata: u64`, `error: u16` at 8,
 /// `type: u8` at 10 and `fd_readwrite` at 16..32.
 fn instant_sleep(
     caller: &mut Caller<'_, Ctx>,
+    time: &impl TapeTime,
     subs: i32,
     events: i32,
+    n: i32,
     nevents: i32,
 ) -> Result<bool> {
     let mem = guest_memory(caller)?;
     let data = mem.data_mut(caller);
+    let n = n as u32 as usize;
     // Misaligned pointers go to wasmtime-wasi, which traps on them.
-    if !(subs as u32).is_multiple_of(8)
+    if n == 0
+        || !(subs as u32).is_multiple_of(8)
         || !(events as u32).is_multiple_of(8)
         || !(nevents as u32).is_multiple_of(4)
     {
         return Ok(false);
     }
-    let (Some(sub), Some(ev), Some(out)) = (
-        range(subs, SUBSCRIPTION_SIZE, data.len()),
+    let (Some(all), Some(ev), Some(out)) = (
+        n.checked_mul(SUBSCRIPTION_SIZE)
+            .and_then(|len| range(subs, len, data.len())),
         range(events, EVENT_SIZE, data.len()),
         range(nevents, 4, data.len()),
     ) else {
         return Ok(false);
     };
-    let sub = &data[sub];
-    let tag = sub[8];
-    let id = u32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
-    let flags = u16::from_le_bytes(sub[40..42].try_into().expect("2 bytes"));
-    let absolute = flags & 1 != 0;
-    // Clock ids 0 (realtime) and 1 (monotonic); the CPU-time clocks are refused by WASI.
-    if tag != 0 || id > 1 || absolute {
-        return Ok(false);
+    let mut earliest: Option<(u64, [u8; 8])> = None;
+    for sub in data[all].chunks_exact(SUBSCRIPTION_SIZE) {
+        let tag = sub[8];
+        let id = u32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
+        // Clock ids 0 (realtime) and 1 (monotonic); the CPU-time clocks are refused by WASI.
+        if tag != 0 || id > 1 {
+            return Ok(false);
+        }
+        let timeout = u64::from_le_bytes(sub[24..32].try_into().expect("8 bytes"));
+        let flags = u16::from_le_bytes(sub[40..42].try_into().expect("2 bytes"));
+        let wait = if flags & 1 != 0 {
+            timeout.saturating_sub(time.last(id))
+        } else {
+            timeout
+        };
+        if earliest.is_none_or(|(w, _)| wait < w) {
+            earliest = Some((wait, sub[0..8].try_into().expect("8 bytes")));
+        }
     }
-    let userdata: [u8; 8] = sub[0..8].try_into().expect("8 bytes");
+    let Some((_, userdata)) = earliest else {
+        return Ok(false);
+    };
     let mut event = [0u8; EVENT_SIZE];
     event[0..8].copy_from_slice(&userdata);
     // error = success (0), type = clock (0), fd_readwrite zeroed: what wasmtime-wasi writes.

@@ -76,6 +76,60 @@ fn outer(n: u64) -> u64 {
     stash!(double(n)) + 1
 }
 
+/// One level of a deep chain of pending marked calls: prints `bytes` bytes, then calls the next
+/// level before returning, so that every level is still running (pending) when the innermost one
+/// prints.
+#[stashed]
+fn deep(n: u32, bytes: u32) -> u32 {
+    use std::io::Write;
+    let chunk = vec![b'.'; bytes as usize];
+    let mut out = std::io::stdout().lock();
+    out.write_all(&chunk).expect("stdout");
+    out.flush().expect("stdout");
+    drop(out);
+    drop(chunk);
+    if n == 0 { 0 } else { deep(n - 1, bytes) + 1 }
+}
+
+/// `http ok STATUS LEN`, or `http error KIND: MESSAGE` (never the URL of a good response).
+fn show_http(result: Result<devstash::http::Response, devstash::http::Error>, with_message: bool) {
+    match result {
+        Ok(r) => println!("http ok {} {}", r.status, r.body.len()),
+        Err(e) if with_message => println!("http error {:?}: {}", e.kind, e.message),
+        Err(e) => println!("http error {:?}", e.kind),
+    }
+}
+
+/// Reads the monotonic clock, then polls one timer whose deadline is ABSOLUTE: that reading plus
+/// `ms` milliseconds (straight through WASI's `poll_oneoff`; std only polls relative timers).
+/// Returns the number of events.
+#[cfg(target_arch = "wasm32")]
+fn poll_absolute(ms: u64) -> u32 {
+    #[link(wasm_import_module = "wasi_snapshot_preview1")]
+    unsafe extern "C" {
+        fn clock_time_get(id: u32, precision: u64, time: *mut u64) -> u16;
+        fn poll_oneoff(subs: *const u64, events: *mut u64, n: u32, nevents: *mut u32) -> u16;
+    }
+    let mut now = 0u64;
+    // SAFETY: `now` is a valid, aligned u64.
+    let errno = unsafe { clock_time_get(1, 1, &mut now) };
+    assert_eq!(errno, 0, "clock_time_get failed");
+    // One `subscription` of 48 bytes: userdata, tag 0 (clock), then at byte 16 the clock id (1,
+    // monotonic), at 24 the timeout, at 32 the precision, at 40 the flags (1: absolute time).
+    let subs = [7u64, 0, 1, now.saturating_add(ms * 1_000_000), 0, 1];
+    let mut events = [0u64; 4];
+    let mut n = 0u32;
+    // SAFETY: the buffers are aligned and as long as one subscription and one event.
+    let errno = unsafe { poll_oneoff(subs.as_ptr(), events.as_mut_ptr(), 1, &mut n) };
+    assert_eq!(errno, 0, "poll_oneoff failed");
+    n
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn poll_absolute(_ms: u64) -> u32 {
+    unimplemented!("a wasm32-wasip1 guest")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| -> String { args.get(i).cloned().unwrap_or_default() };
@@ -158,6 +212,33 @@ fn main() {
         }
         "exit" => std::process::exit(num(1) as i32),
         "panic" => panic!("probe was told to panic"),
+        // Copies the file SRC to DST (both guest paths), byte for byte.
+        "copy" => {
+            match std::fs::read(arg(1)).and_then(|b| std::fs::write(arg(2), &b).map(|()| b.len())) {
+                Ok(n) => println!("copied {n} bytes"),
+                Err(e) => println!("copy failed: {e}"),
+            }
+        }
+        // DEPTH nested pending marked calls, each printing BYTES bytes before the next starts.
+        "deep" => println!("depth {}", deep(num(1) as u32, num(2) as u32)),
+        // GET URL through the host, uncached; an error's kind and message.
+        "http-get" => show_http(devstash::http::get(&arg(1)), true),
+        // GET URL, stored for an hour; an error's kind only (the message may hold the URL).
+        "http-stash" => show_http(
+            devstash::http::Request::get(&arg(1)).stash("1h").send(),
+            false,
+        ),
+        // GET URL with secret headers whose values are fixed here (never on the command line).
+        "secret-headers" => show_http(
+            devstash::http::Request::get(&arg(1))
+                .header("Authorization", "Bearer SECRET-A")
+                .header("Cookie", "session=SECRET-B")
+                .header("x-api-key", "SECRET-C")
+                .send(),
+            false,
+        ),
+        // Polls a timer with an absolute deadline MS milliseconds after a clock reading.
+        "poll-abs" => println!("polled {}", poll_absolute(num(1) as u64)),
         other => {
             eprintln!("unknown mode {other:?}");
             std::process::exit(2);

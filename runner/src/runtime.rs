@@ -1,0 +1,390 @@
+//! Running a module, for every command that runs one (`run`, `record`, `replay`): load (or
+//! reuse) its compilation, link WASI and the devstash imports, call `_start`, and turn the
+//! outcome into an exit code and a summary line.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use devstash_protocol::{IMPORT_MODULE, import};
+use wasmtime::{Engine, Linker, Module, Store, Trap, WasmBacktrace};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use std::sync::Arc;
+
+use crate::engine;
+use crate::exit;
+use crate::host::{self, Budget, HasStash, OverBudget, StashHost, Stats};
+use crate::output::{human_duration, say};
+
+/// Limits on what a guest may consume (`--timeout`, `--max-memory`, `--fuel`).
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// Stop the guest after this long, even inside a sleep.
+    pub timeout: Option<Duration>,
+    /// Largest memory the guest may use, in bytes.
+    pub max_memory: Option<u64>,
+    /// Fuel the guest may burn (about one unit per wasm instruction).
+    pub fuel: Option<u64>,
+}
+
+/// The store data of a run: the WASI context and the devstash state.
+pub struct Ctx {
+    /// WASI preview 1.
+    pub wasi: WasiP1Ctx,
+    /// The devstash imports' state.
+    pub stash: StashHost,
+    /// `--max-memory`, and the table cap.
+    memory: MemoryCap,
+}
+
+/// Refuses memory and table growth past `--max-memory` (counting what the host holds for the
+/// guest, see [`Budget`]) with an error that names the flag, and tables past
+/// [`MAX_TABLE_ELEMENTS`] without it.
+struct MemoryCap {
+    budget: Arc<Budget>,
+    /// Bytes the tables take, as counted against the budget.
+    tables: u64,
+}
+
+/// Most elements a guest's tables may grow to without `--max-memory`: far more than any
+/// program's function table, far less than the host's memory.
+pub const MAX_TABLE_ELEMENTS: usize = 10_000_000;
+
+/// Host bytes one table element takes (a function reference).
+const TABLE_ELEMENT_BYTES: u64 = 16;
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.budget
+            .grow_guest(desired as u64)
+            .map_err(wasmtime::Error::new)?;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if self.budget.limit().is_none() && desired > MAX_TABLE_ELEMENTS {
+            return Err(wasmtime::Error::msg(format!(
+                "the guest tried to grow a table to {desired} elements, more than the {MAX_TABLE_ELEMENTS} \
+                 devstash allows; set --max-memory to choose the limit yourself"
+            )));
+        }
+        let more = (desired.saturating_sub(current) as u64).saturating_mul(TABLE_ELEMENT_BYTES);
+        self.budget
+            .charge("its tables", more)
+            .map_err(wasmtime::Error::new)?;
+        self.tables = self.tables.saturating_add(more);
+        Ok(true)
+    }
+}
+
+impl HasStash for Ctx {
+    fn stash(&mut self) -> &mut StashHost {
+        &mut self.stash
+    }
+}
+
+/// How a guest ended.
+#[derive(Debug)]
+pub enum Exit {
+    /// It returned from `main` (0) or called `proc_exit`.
+    Code(i32),
+    /// It trapped, or a host import stopped it; the message is ready to print.
+    Trap(String),
+    /// It hit `--timeout`, `--max-memory` or `--fuel`; the message is ready to print.
+    Limit(String),
+}
+
+impl Exit {
+    /// The process exit code for this ending.
+    pub fn code(&self) -> i32 {
+        match self {
+            Exit::Code(c) => *c,
+            Exit::Trap(_) => exit::TRAP,
+            Exit::Limit(_) => exit::LIMIT,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// How the guest ended.
+    pub exit: Exit,
+    /// What the marked calls did.
+    pub stats: Stats,
+}
+
+/// A module ready to instantiate.
+pub struct Prepared {
+    /// The engine it was compiled for.
+    pub engine: Engine,
+    /// The compiled module.
+    pub module: Module,
+    /// XXH3-128 of the module file's bytes (names its compilation, identifies it on a tape).
+    pub hash: u128,
+    /// What the guest may consume.
+    pub limits: Limits,
+}
+
+/// Reads, checks and compiles (or loads the compilation of) the module at `path`; compilations
+/// are kept in `compiled` (see [`engine::load`]) when one is given.
+pub fn prepare(
+    path: &Path,
+    limits: &Limits,
+    compiled: Option<&engine::ModuleCache>,
+) -> Result<Prepared> {
+    let file = engine::read_module(path)?;
+    let engine = engine::engine(limits.timeout.is_some(), limits.fuel.is_some())?;
+    let module = engine::load(&engine, &file, compiled)?;
+    check_imports(&module, &path.display().to_string())?;
+    Ok(Prepared {
+        engine,
+        module,
+        hash: file.hash,
+        limits: limits.clone(),
+    })
+}
+
+/// Refuses imports devstash does not provide, with a line that says what to do.
+pub fn check_imports(module: &Module, shown: &str) -> Result<()> {
+    for imp in module.imports() {
+        match imp.module() {
+            "wasi_snapshot_preview1" => {}
+            m if m == IMPORT_MODULE => {
+                if !import::ALL.contains(&imp.name()) {
+                    bail!(
+                        "{shown} imports `{m}::{}`, which this runner does not know: it was built \
+                         with a newer devstash SDK; update devstash",
+                        imp.name()
+                    );
+                }
+            }
+            m => bail!(
+                "{shown} imports `{m}::{}`, which devstash does not provide: a wasm32-wasip1 \
+                 program may import only WASI preview 1 and the devstash SDK",
+                imp.name()
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Instantiates and runs a prepared module to its end.
+pub fn execute(prepared: &Prepared, wasi: WasiP1Ctx, stash: StashHost) -> Result<Outcome> {
+    execute_with(prepared, wasi, stash, |_, _| Ok(()))
+}
+
+/// [`execute`], with a chance to adjust the linker once WASI and the devstash imports are in it
+/// and the store exists: record and replay put their own versions of a few WASI imports in place
+/// there (randomness, sleeping), calling the originals where they need them.
+pub fn execute_with(
+    prepared: &Prepared,
+    wasi: WasiP1Ctx,
+    stash: StashHost,
+    adjust: impl FnOnce(&mut Linker<Ctx>, &mut Store<Ctx>) -> wasmtime::Result<()>,
+) -> Result<Outcome> {
+    let mut linker: Linker<Ctx> = Linker::new(&prepared.engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| &mut c.wasi)?;
+    host::add_to_linker(&mut linker)?;
+    let limits = &prepared.limits;
+    let memory = MemoryCap {
+        budget: stash.budget().clone(),
+        tables: 0,
+    };
+    let mut store = Store::new(
+        &prepared.engine,
+        Ctx {
+            wasi,
+            stash,
+            memory,
+        },
+    );
+    store.limiter(|c| &mut c.memory);
+    if let Some(fuel) = limits.fuel {
+        store.set_fuel(fuel)?;
+    }
+    adjust(&mut linker, &mut store)?;
+    // The watchdog stops the guest at --timeout; dropping it (when the guest ends) disarms it.
+    let _watchdog = limits.timeout.map(|t| {
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_trap();
+        Watchdog::arm(prepared.engine.clone(), t)
+    });
+    let instance = linker
+        .instantiate(&mut store, &prepared.module)
+        .map_err(anyhow::Error::from)
+        .context("cannot instantiate the module")?;
+    let start = instance
+        .get_typed_func::<(), ()>(&mut store, "_start")
+        .map_err(anyhow::Error::from)
+        .context(
+            "the module has no `_start` function: build a binary (with `fn main`), not a library",
+        )?;
+    let exit = match start.call(&mut store, ()) {
+        Ok(()) => Exit::Code(0),
+        Err(e) => ending(e, limits),
+    };
+    Ok(Outcome {
+        exit,
+        stats: std::mem::take(&mut store.data_mut().stash.stats),
+    })
+}
+
+/// Stops a guest that runs past `--timeout`: first through an epoch deadline (the guest traps
+/// at its next loop or call), then, if it is blocked inside a host call such as a long sleep
+/// where no epoch check can reach it, by ending the process.
+struct Watchdog {
+    disarm: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// How long a guest blocked in a host call gets after its deadline before the process ends.
+const WATCHDOG_GRACE: Duration = Duration::from_millis(500);
+
+impl Watchdog {
+    fn arm(engine: Engine, timeout: Duration) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            use std::sync::mpsc::RecvTimeoutError::Timeout;
+            if rx.recv_timeout(timeout) != Err(Timeout) {
+                return; // The guest ended in time.
+            }
+            engine.increment_epoch();
+            if rx.recv_timeout(WATCHDOG_GRACE) == Err(Timeout) {
+                say(&timeout_message(timeout));
+                std::process::exit(exit::LIMIT);
+            }
+        });
+        Watchdog { disarm: Some(tx) }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Closing the channel wakes the thread, which then returns.
+        self.disarm.take();
+    }
+}
+
+fn timeout_message(timeout: Duration) -> String {
+    format!(
+        "error: the guest ran longer than --timeout {}; it was stopped",
+        human_duration(timeout)
+    )
+}
+
+/// Classifies the error `_start` ended with.
+fn ending(e: wasmtime::Error, limits: &Limits) -> Exit {
+    if let Some(code) = e.downcast_ref::<I32Exit>() {
+        return Exit::Code(code.0);
+    }
+    if let Some(hit) = e.downcast_ref::<OverBudget>() {
+        return Exit::Limit(format!("error: {hit}; it was stopped"));
+    }
+    if let Some(full) = e.downcast_ref::<crate::tape::record::TapeFull>() {
+        return Exit::Limit(format!("error: {full}; it was stopped"));
+    }
+    match (e.downcast_ref::<Trap>(), limits) {
+        (
+            Some(Trap::Interrupt),
+            Limits {
+                timeout: Some(t), ..
+            },
+        ) => {
+            return Exit::Limit(timeout_message(*t));
+        }
+        (Some(Trap::OutOfFuel), Limits { fuel: Some(f), .. }) => {
+            return Exit::Limit(format!(
+                "error: the guest used up its fuel (--fuel {f}); it was stopped"
+            ));
+        }
+        _ => {}
+    }
+    let what = match e.downcast_ref::<Trap>() {
+        Some(trap) => format!("the guest trapped: {trap}"),
+        None => format!("the guest was stopped: {}", e.root_cause()),
+    };
+    let mut msg = format!("error: {what}");
+    if let Some(bt) = e.downcast_ref::<WasmBacktrace>()
+        && !bt.frames().is_empty()
+    {
+        msg.push_str(&format!("\nguest backtrace:\n{bt}"));
+    }
+    Exit::Trap(msg)
+}
+
+/// Prints a trap's message and, unless `quiet`, the summary line.
+pub fn finish(outcome: &Outcome, quiet: bool, no_cache: bool) {
+    if let Exit::Trap(msg) | Exit::Limit(msg) = &outcome.exit {
+        say(msg);
+    }
+    let s = &outcome.stats;
+    if !quiet && (s.hits + s.misses) > 0 {
+        say(&summary(s, no_cache));
+    }
+}
+
+/// The one summary line: `devstash: 1 hit, 0 misses, 0 stored; saved 2.00s`.
+pub fn summary(s: &Stats, no_cache: bool) -> String {
+    let count = crate::output::count;
+    if no_cache {
+        return format!(
+            "devstash: caching off; {} ran",
+            count(s.misses, "marked call", "marked calls")
+        );
+    }
+    let mut line = format!(
+        "devstash: {}, {}, {} stored",
+        count(s.hits, "hit", "hits"),
+        count(s.misses, "miss", "misses"),
+        s.stored
+    );
+    if s.hits > 0 {
+        line.push_str(&format!(
+            "; saved {}",
+            human_duration(Duration::from_nanos(s.saved_ns))
+        ));
+    }
+    if s.expired > 0 {
+        line.push_str(&format!("; {} expired", s.expired));
+    }
+    if s.corrupt > 0 {
+        line.push_str(&format!("; {} corrupt, recomputed", s.corrupt));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line() {
+        let s = Stats {
+            hits: 1,
+            misses: 2,
+            stored: 2,
+            saved_ns: 2_000_000_000,
+            ..Stats::default()
+        };
+        assert_eq!(
+            summary(&s, false),
+            "devstash: 1 hit, 2 misses, 2 stored; saved 2.00s"
+        );
+        assert_eq!(
+            summary(&s, true),
+            "devstash: caching off; 2 marked calls ran"
+        );
+    }
+}
