@@ -707,3 +707,126 @@ fn a_tape_never_holds_a_whole_argument() {
     let replay = sb.devstash(&["replay", "--verify", m.to_str().unwrap(), "t.tape"]);
     assert_eq!(replay.code, 0, "{replay:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Found in review: recursive value types, closures as type arguments, trait methods.
+
+const RECURSIVE: &str = r#"use devstash::stashed;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug)]
+enum Expr {
+    Add(Box<Expr>, Box<Expr>),
+    Lit(i64),
+}
+
+#[stashed]
+fn parse(n: i64) -> Expr {
+    println!("computed parse({n})");
+    Expr::Add(Box::new(Expr::Lit(n)), Box::new(Expr::Add(Box::new(Expr::Lit(1)), Box::new(Expr::Lit(2)))))
+}
+
+fn main() {
+    println!("{:?}", parse(5));
+}
+"#;
+
+#[test]
+fn a_recursive_value_type_is_stored_and_restored() {
+    let sb = Sandbox::new();
+    let m = build(&sb, "keys_recursive", "v1", RECURSIVE);
+    let want = "Add(Lit(5), Add(Lit(1), Lit(2)))";
+    let first = run(&sb, &[], &m, &[]);
+    assert_eq!(values(&first), [want], "{first:?}");
+    assert_eq!(computed(&first), ["computed parse(5)"]);
+    let second = run(&sb, &[], &m, &[]);
+    assert_eq!(values(&second), [want], "{second:?}");
+    assert!(computed(&second).is_empty(), "{second:?}");
+}
+
+const CLOSURE_ARGUMENTS: &str = r#"use devstash::stash;
+
+fn run<G: Fn(u64) -> u64>(g: G) -> u64 {
+    let score = move |x: u64| {
+        println!("computed score({x})");
+        g(x) + 1
+    };
+    stash!(score(3))
+}
+
+fn main() {
+    println!("double {}", run(|x| x * 2));
+    println!("times300 {}", run(|x| x * 300));
+}
+"#;
+
+#[test]
+fn closures_as_type_arguments_never_share_a_value() {
+    let sb = Sandbox::new();
+    let m = build(&sb, "keys_closure_args", "v1", CLOSURE_ARGUMENTS);
+    for _ in 0..2 {
+        let r = run(&sb, &[], &m, &[]);
+        assert_eq!(values(&r), ["double 7", "times300 901"], "{r:?}");
+        // Every closure has the same type name: such calls run uncached, with a warning.
+        assert_eq!(computed(&r).len(), 2, "{r:?}");
+        assert!(r.stderr.contains("runs uncached"), "{r:?}");
+    }
+}
+
+const TRAIT_METHODS: &str = r#"use devstash::stash;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct W(u64);
+
+mod fast {
+    pub trait Score {
+        fn score(&self, x: u64) -> u64;
+    }
+    impl Score for super::W {
+        fn score(&self, x: u64) -> u64 {
+            println!("computed fast {x}");
+            self.0 + x
+        }
+    }
+}
+
+mod slow {
+    pub trait Score {
+        fn score(&self, x: u64) -> u64;
+    }
+    impl Score for super::W {
+        fn score(&self, x: u64) -> u64 {
+            println!("computed slow {x}");
+            self.0 * x
+        }
+    }
+}
+
+fn with_fast(w: &W) -> u64 {
+    use fast::Score;
+    stash!(w.score(3))
+}
+
+fn with_slow(w: &W) -> u64 {
+    use slow::Score;
+    stash!(w.score(3))
+}
+
+fn main() {
+    let w = W(10);
+    println!("fast {}", with_fast(&w));
+    println!("slow {}", with_slow(&w));
+}
+"#;
+
+#[test]
+fn methods_of_different_traits_keep_their_own_values() {
+    let sb = Sandbox::new();
+    let m = build(&sb, "keys_traits", "v1", TRAIT_METHODS);
+    let first = run(&sb, &[], &m, &[]);
+    assert_eq!(values(&first), ["fast 13", "slow 30"], "{first:?}");
+    let second = run(&sb, &[], &m, &[]);
+    assert_eq!(values(&second), ["fast 13", "slow 30"], "{second:?}");
+    assert!(computed(&second).is_empty(), "{second:?}");
+}

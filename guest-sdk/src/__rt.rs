@@ -42,17 +42,26 @@ pub struct Site {
     /// For `stash!(name(..))` where `name` is bound, at the marker, to a closure written there:
     /// the binding's name and the fingerprint of the closure's code.
     pub closure: Option<(&'static str, &'static str)>,
-    /// The handle of the first set of types the site ran with, by the address and length of its
-    /// type tag (see [`Site::handle`]). Natively nothing is registered.
+    /// The handle of the first set of types the site ran with, found by the address and length
+    /// of its type tag (see [`Site::handle`]). Natively nothing is registered.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     first_tag: AtomicUsize,
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     first_len: AtomicUsize,
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     first: AtomicI32,
-    /// Handles of the other sets of types, for generic code.
+    /// Every registration: the tag's address and length, what it resolved to, and its handle.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-    more: std::sync::Mutex<Vec<(&'static str, i32)>>,
+    more: std::sync::Mutex<Vec<Registered>>,
+}
+
+/// One registration of a site: the address and length of the tag it was found by, the key
+/// material it resolved to (all that decides its keys), and the runner's handle.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+struct Registered {
+    tag: (usize, usize),
+    resolved: Option<(String, &'static str, String)>,
+    handle: i32,
 }
 
 /// A site handle before the site has been registered.
@@ -470,6 +479,25 @@ pub struct Resolved {
     pub types: String,
 }
 
+/// Whether a type's name holds a closure's type among its generic arguments
+/// (`app::run<app::main::{{closure}}>`): every closure of a function has the same name, so such a
+/// name does not tell two instantiations apart.
+fn closure_in_generics(name: &str) -> bool {
+    let mut depth = 0usize;
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' => depth += 1,
+            b'>' => depth = depth.saturating_sub(1),
+            b'{' if depth > 0 && name[i..].starts_with("{{closure}}") => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Works out what `site` registers as when it runs with arguments `A`, value type `V`
 /// (for a `Result`, its `Ok` type) and dispatch closure `F`. `Err` says why the call cannot be
 /// keyed honestly and must run uncached.
@@ -486,6 +514,19 @@ pub fn resolve<A, V: DeserializeOwned, F>(site: &Site, callee: Callee) -> Result
     // name carries that function's path and generic arguments.
     let closure = core::any::type_name::<F>();
     let enclosing = closure.strip_suffix("::{{closure}}").unwrap_or(closure);
+    let callee_name = match callee {
+        Callee::Path { name, .. } => name,
+        Callee::Method { receiver, .. } => receiver,
+        Callee::Fn => "",
+    };
+    for name in [closure, callee_name, args, core::any::type_name::<V>()] {
+        if closure_in_generics(name) {
+            return Err(format!(
+                "it runs with a closure as a type argument ({name}), and closures have no name \
+                 that tells one from another; call a named function"
+            ));
+        }
+    }
     let mut fingerprint = site.fingerprint;
     let (callee, full) = match callee {
         Callee::Fn => (without_generics(enclosing), enclosing.to_string()),
@@ -529,9 +570,11 @@ pub fn resolve<A, V: DeserializeOwned, F>(site: &Site, callee: Callee) -> Result
             turbofish,
         } => {
             let receiver = receiver.trim_start_matches('&').trim_start_matches("mut ");
+            // The method a name resolves to depends on the traits in scope where it is called:
+            // the function that holds the marker is part of what resolved it.
             (
                 format!("{}::{method}", without_generics(receiver)),
-                format!("{receiver}::{method}{turbofish}"),
+                format!("{receiver}::{method}{turbofish} in {enclosing}"),
             )
         }
     };
@@ -545,32 +588,54 @@ pub fn resolve<A, V: DeserializeOwned, F>(site: &Site, callee: Callee) -> Result
 }
 
 impl Site {
-    /// The handle registered for the set of types whose tag is `tag` (the name of the dispatch
-    /// closure's type, which is distinct for each instantiation of a generic function), or
-    /// `None` if there is none yet.
+    /// The handle registered for the tag `tag` (the name of the dispatch closure's type, which
+    /// differs between the instantiations of a generic function), if a tag at that address was
+    /// seen before. A name can be at more than one address, and two instantiations can have the
+    /// same name: a miss here is resolved again and compared by what it resolves to.
     #[cfg(target_arch = "wasm32")]
     fn handle(&self, tag: &'static str) -> Option<i32> {
+        let at = (tag.as_ptr() as usize, tag.len());
         // The common case, one set of types: two loads and a compare.
-        if self.first_tag.load(Ordering::Acquire) == tag.as_ptr() as usize
-            && self.first_len.load(Ordering::Relaxed) == tag.len()
+        if self.first_tag.load(Ordering::Acquire) == at.0
+            && self.first_len.load(Ordering::Relaxed) == at.1
         {
             return Some(self.first.load(Ordering::Relaxed));
         }
         let more = self.more.lock().unwrap_or_else(|e| e.into_inner());
-        more.iter().find(|(t, _)| *t == tag).map(|&(_, h)| h)
+        more.iter().find(|r| r.tag == at).map(|r| r.handle)
     }
 
+    /// Remembers the handle of `tag`, reusing the handle of an earlier registration that
+    /// resolved to the same key material (`register` is called only when there is none).
     #[cfg(target_arch = "wasm32")]
-    fn remember(&self, tag: &'static str, handle: i32) {
+    fn remember(
+        &self,
+        tag: &'static str,
+        resolved: Option<(String, &'static str, String)>,
+        register: impl FnOnce() -> i32,
+    ) -> i32 {
+        let at = (tag.as_ptr() as usize, tag.len());
+        let mut more = self.more.lock().unwrap_or_else(|e| e.into_inner());
+        let known = resolved
+            .as_ref()
+            .and_then(|r| more.iter().find(|m| m.resolved.as_ref() == Some(r)))
+            .map(|m| m.handle);
+        let handle = match (known, &resolved) {
+            (Some(h), _) => h,
+            (None, None) => DISABLED,
+            (None, Some(_)) => register(),
+        };
+        more.push(Registered {
+            tag: at,
+            resolved,
+            handle,
+        });
         if self.first_tag.load(Ordering::Acquire) == 0 {
             self.first.store(handle, Ordering::Relaxed);
-            self.first_len.store(tag.len(), Ordering::Relaxed);
-            self.first_tag
-                .store(tag.as_ptr() as usize, Ordering::Release);
-        } else {
-            let mut more = self.more.lock().unwrap_or_else(|e| e.into_inner());
-            more.push((tag, handle));
+            self.first_len.store(at.1, Ordering::Relaxed);
+            self.first_tag.store(at.0, Ordering::Release);
         }
+        handle
     }
 }
 
@@ -600,11 +665,16 @@ mod imp {
         let tag = core::any::type_name::<F>();
         let handle = match site.handle(tag) {
             Some(h) => h,
-            None => {
-                let h = register::<A, V, F>(site, marker.callee);
-                site.remember(tag, h);
-                h
-            }
+            None => match resolve::<A, V, F>(site, marker.callee) {
+                Ok(r) => {
+                    let material = (r.callee.clone(), r.fingerprint, r.types.clone());
+                    site.remember(tag, Some(material), || register::<V>(site, r))
+                }
+                Err(why) => {
+                    warn(site, &format!("{why}; the call runs uncached"));
+                    site.remember(tag, None, || DISABLED)
+                }
+            },
         };
         if handle == DISABLED {
             return None;
@@ -623,14 +693,7 @@ mod imp {
         })
     }
 
-    fn register<A, V: DeserializeOwned, F>(site: &'static Site, callee: Callee) -> i32 {
-        let resolved = match resolve::<A, V, F>(site, callee) {
-            Ok(r) => r,
-            Err(why) => {
-                warn(site, &format!("{why}; the call runs uncached"));
-                return DISABLED;
-            }
-        };
+    fn register<V>(site: &'static Site, resolved: Resolved) -> i32 {
         let desc = SiteDesc {
             abi_version: ABI_VERSION,
             module_path: site.module_path.into(),
@@ -903,6 +966,17 @@ mod tests {
         let r = resolved(&dispatch, Callee::path(&score)).unwrap();
         assert!(r.callee.ends_with("::score"), "{}", r.callee);
         assert_eq!(r.fingerprint, "closurefp");
+        // A closure among a generic's type arguments has no name of its own.
+        let generic = |x: u64| x;
+        fn dispatch_of<G>(_g: &G) -> impl Fn(u64) -> u64 {
+            |x| x
+        }
+        let d = dispatch_of(&generic);
+        assert!(resolved(&d, Callee::path(&load)).is_err());
+        assert!(closure_in_generics(
+            "app::run<app::main::{{closure}}>::{{closure}}"
+        ));
+        assert!(!closure_in_generics("app::main::{{closure}}::{{closure}}"));
         // A capturing closure or a function pointer cannot be keyed.
         let k = 3;
         let captures = |x: u64| x * k;

@@ -116,8 +116,9 @@ struct Encoder {
     /// fields, element after element). Only a shortcut: a slot that misses is looked up by
     /// content, so the bytes never depend on where a name lies in memory.
     slots: Option<Box<[(usize, usize, u32); NAME_SLOTS]>>,
-    /// The last iterator type asked whether it is unordered, and the answer.
-    last_unordered: Option<(usize, bool)>,
+    /// The last iterator type asked whether it is unordered (its name's address and length),
+    /// and the answer.
+    last_unordered: Option<(usize, usize, bool)>,
 }
 
 impl Encoder {
@@ -191,15 +192,16 @@ impl Encoder {
     fn unordered<I>(&mut self) -> bool {
         let name = core::any::type_name::<I>();
         let addr = name.as_ptr() as usize;
-        if let Some((a, answer)) = self.last_unordered
+        if let Some((a, l, answer)) = self.last_unordered
             && a == addr
+            && l == name.len()
         {
             return answer;
         }
         let answer = UNORDERED
             .iter()
             .any(|t| name.trim_start_matches('&').starts_with(t));
-        self.last_unordered = Some((addr, answer));
+        self.last_unordered = Some((addr, name.len(), answer));
         answer
     }
 

@@ -49,6 +49,9 @@ pub fn of<T: DeserializeOwned>() -> String {
     h.finalize().to_hex()[..32].to_string()
 }
 
+/// An enum, by its name and its variants' names.
+type EnumId = (&'static str, &'static [&'static str]);
+
 /// What the tracer has found so far.
 #[derive(Default)]
 struct Tracer {
@@ -59,11 +62,13 @@ struct Tracer {
     /// Containers being traced, outermost first (to stop at recursion).
     stack: Vec<&'static str>,
     /// Variant counts of the enums met.
-    variants: BTreeMap<&'static str, usize>,
+    /// Enums are told apart by name and variant names together: two enums of one name (in two
+    /// modules) are explored each in full.
+    variants: BTreeMap<EnumId, usize>,
     /// The variant each enum takes in this pass.
-    choice: BTreeMap<&'static str, usize>,
+    choice: BTreeMap<EnumId, usize>,
     /// Variants already taken.
-    taken: BTreeSet<(&'static str, usize)>,
+    taken: BTreeSet<(EnumId, usize)>,
     /// Whether this pass found a record not seen before.
     discovered: bool,
 }
@@ -108,10 +113,10 @@ impl Tracer {
     /// Picks, for each enum, a variant not taken yet. Whether there was one.
     fn next_choices(&mut self) -> bool {
         let mut more = false;
-        for (&name, &count) in &self.variants {
-            let next = (0..count).find(|i| !self.taken.contains(&(name, *i)));
+        for (&id, &count) in &self.variants {
+            let next = (0..count).find(|i| !self.taken.contains(&(id, *i)));
             more |= next.is_some();
-            self.choice.insert(name, next.unwrap_or(0));
+            self.choice.insert(id, next.unwrap_or(0));
         }
         more
     }
@@ -121,19 +126,34 @@ impl Tracer {
         value
     }
 
+    /// Whether `name` is already being traced (a recursive type) or the nesting is too deep: the
+    /// pass then stops there, having written down the name.
+    fn recursing(&mut self, name: &'static str) -> bool {
+        if self.stack.contains(&name) || self.stack.len() >= MAX_DEPTH {
+            self.last = name.to_string();
+            return true;
+        }
+        false
+    }
+
     /// Runs `visit` inside container `name`; records `line(children formats, complete)`.
     fn container<V>(
         &mut self,
         name: &'static str,
+        detail: &str,
         visit: impl FnOnce(&mut Self) -> (R<V>, Vec<String>),
         line: impl FnOnce(&[String], bool) -> String,
     ) -> R<V> {
+        if self.recursing(name) {
+            return Err(Untraceable(format!("{name} contains itself")));
+        }
         self.stack.push(name);
         let (value, children) = visit(self);
         self.stack.pop();
         let text = line(&children, value.is_ok());
         self.record(text);
-        self.last = name.to_string();
+        // Where it is used, a container is named with what tells it from another of its name.
+        self.last = format!("{name}{}", detail);
         value
     }
 }
@@ -357,6 +377,7 @@ impl<'de> de::Deserializer<'de> for &mut Tracer {
     ) -> R<V::Value> {
         self.container(
             name,
+            "()",
             |t| {
                 let v = visitor.visit_newtype_struct(&mut *t);
                 let inner = std::mem::take(&mut t.last);
@@ -397,6 +418,7 @@ impl<'de> de::Deserializer<'de> for &mut Tracer {
     ) -> R<V::Value> {
         self.container(
             name,
+            &format!("({len})"),
             |t| {
                 let mut e = Elements {
                     t,
@@ -433,6 +455,7 @@ impl<'de> de::Deserializer<'de> for &mut Tracer {
     ) -> R<V::Value> {
         self.container(
             name,
+            &format!("{{{}}}", fields.join(",")),
             |t| {
                 let mut e = Elements {
                     t,
@@ -453,18 +476,23 @@ impl<'de> de::Deserializer<'de> for &mut Tracer {
         visitor: V,
     ) -> R<V::Value> {
         self.record(format!("enum {name} [{}]", variants.join(", ")));
+        // An enum that contains itself (a tree of boxes) would be followed for ever.
+        if self.recursing(name) {
+            return Err(Untraceable(format!("{name} contains itself")));
+        }
         if variants.is_empty() {
             self.last = name.to_string();
             return Err(Untraceable(format!("enum {name} has no variants")));
         }
-        self.variants.insert(name, variants.len());
+        let id = (name, variants);
+        self.variants.insert(id, variants.len());
         let index = self
             .choice
-            .get(name)
+            .get(&id)
             .copied()
             .unwrap_or(0)
             .min(variants.len() - 1);
-        self.taken.insert((name, index));
+        self.taken.insert((id, index));
         self.stack.push(name);
         let v = visitor.visit_enum(Variant {
             t: &mut *self,
@@ -473,7 +501,7 @@ impl<'de> de::Deserializer<'de> for &mut Tracer {
             index,
         });
         self.stack.pop();
-        self.last = name.to_string();
+        self.last = format!("{name}[{}]", variants.join(","));
         v
     }
 
@@ -567,9 +595,28 @@ mod tests {
         next: Option<Box<Tree>>,
     }
 
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Expr {
+        Add(Box<Expr>, Box<Expr>),
+        Neg(Box<Expr>),
+        Lit(i64),
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Chain {
+        value: u8,
+        rest: (u8, Box<Option<Chain>>),
+    }
+
     #[test]
     fn recursive_types_end() {
         assert_eq!(of::<Tree>(), of::<Tree>());
+        // Recursion through boxes and tuples, with no sequence or option to cut it short.
+        assert_eq!(of::<Expr>(), of::<Expr>());
+        assert_eq!(of::<Vec<Expr>>(), of::<Vec<Expr>>());
+        assert_eq!(of::<Chain>(), of::<Chain>());
     }
 
     #[derive(Deserialize)]
@@ -584,6 +631,41 @@ mod tests {
     struct CheckedRenamed {
         id: std::num::NonZeroU32,
         later: u8,
+    }
+
+    mod x {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub enum Kind {
+            A,
+            B,
+        }
+    }
+    mod y {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub enum Kind {
+            C(u64),
+            D,
+        }
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        a: x::Kind,
+        b: y::Kind,
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    #[serde(rename = "Outer")]
+    struct Swapped {
+        a: y::Kind,
+        b: x::Kind,
+    }
+
+    #[test]
+    fn types_of_one_name_are_told_apart() {
+        assert_ne!(of::<Outer>(), of::<Swapped>());
     }
 
     #[test]

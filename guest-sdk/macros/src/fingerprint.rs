@@ -9,7 +9,7 @@
 //!   same-file functions they call, transitively. The arguments are keyed by value, not by text.
 //!
 //! - `stash!(name(x))` where `name` is bound, at the marker, to a closure written in the same
-//!   function (`let name = |x| ..;`): the closure's code, and the same-file functions it calls.
+//!   function (`let name = |x| ..;`): that function's code, and the same-file functions it calls.
 //!
 //! What is not tracked: code in other files or crates, constants and statics, types' definitions,
 //! dependency versions. When the callee is not defined in the marker's file, only its name is

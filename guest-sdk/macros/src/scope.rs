@@ -20,7 +20,8 @@ use syn::visit::Visit;
 /// What a name is bound to at a marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binding {
-    /// `let name = <closure>;`: the closure's code, as tokens.
+    /// `let name = <closure>;`: the code of the whole function the marker is in (as tokens),
+    /// since the closure may call other closures of it, or use what it captured from it.
     Closure(String),
     /// A local binding of another kind (a parameter, a pattern, a `let` of another value).
     Other,
@@ -50,14 +51,13 @@ pub fn binding_at(file: &Path, line: usize, column: usize) -> Option<Binding> {
             .or_insert_with(|| Rc::new(markers_of(file)))
             .clone()
     });
-    let on_line: Vec<&Marker> = markers.iter().filter(|m| m.line == line).collect();
-    let marker = match on_line.as_slice() {
-        [one] => *one,
-        many => *many
-            .iter()
-            .find(|m| m.column + 1 == column || m.column == column)?,
-    };
-    marker.binding.clone()
+    // The compiler counts columns from 1, proc-macro2's parser from 0. A marker the walk could
+    // not see (inside a macro whose arguments are not expressions) matches none.
+    markers
+        .iter()
+        .find(|m| m.line == line && m.column + 1 == column)?
+        .binding
+        .clone()
 }
 
 /// Finds every `stash!` marker of the file. The file is parsed with proc-macro2's own parser,
@@ -76,11 +76,13 @@ fn markers_of(file: &Path) -> Vec<Marker> {
     markers.unwrap_or_default()
 }
 
-/// The walk: scopes of local names, innermost last.
+/// The walk: scopes of local names, innermost last, and the function being walked.
 #[derive(Default)]
 struct Walk {
     scopes: Vec<Vec<(String, Binding)>>,
     markers: Vec<Marker>,
+    /// The code of the function being walked (innermost last).
+    functions: Vec<String>,
 }
 
 impl Walk {
@@ -121,9 +123,16 @@ impl Walk {
         self.scopes.pop();
     }
 
-    /// A function body: the names of the enclosing function are out of scope.
-    fn function(&mut self, inputs: &Punctuated<syn::FnArg, syn::token::Comma>, block: &syn::Block) {
+    /// A function body (`code` is the whole function): the names of the enclosing function are
+    /// out of scope.
+    fn function(
+        &mut self,
+        code: String,
+        inputs: &Punctuated<syn::FnArg, syn::token::Comma>,
+        block: &syn::Block,
+    ) {
         let outer = std::mem::take(&mut self.scopes);
+        self.functions.push(code);
         self.scoped(|w| {
             for input in inputs {
                 if let syn::FnArg::Typed(t) = input {
@@ -132,6 +141,7 @@ impl Walk {
             }
             w.visit_block(block);
         });
+        self.functions.pop();
         self.scopes = outer;
     }
 
@@ -173,16 +183,16 @@ impl Walk {
 
 impl<'ast> Visit<'ast> for Walk {
     fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
-        self.function(&f.sig.inputs, &f.block);
+        self.function(f.to_token_stream().to_string(), &f.sig.inputs, &f.block);
     }
 
     fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
-        self.function(&f.sig.inputs, &f.block);
+        self.function(f.to_token_stream().to_string(), &f.sig.inputs, &f.block);
     }
 
     fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
         if let Some(block) = &f.default {
-            self.function(&f.sig.inputs, block);
+            self.function(f.to_token_stream().to_string(), &f.sig.inputs, block);
         }
     }
 
@@ -207,8 +217,9 @@ impl<'ast> Visit<'ast> for Walk {
             _ => None,
         };
         match (simple, local.init.as_ref().map(|i| &*i.expr)) {
-            (Some(name), Some(syn::Expr::Closure(c))) => {
-                self.bind(name, Binding::Closure(c.to_token_stream().to_string()));
+            (Some(name), Some(syn::Expr::Closure(_))) => {
+                let code = self.functions.last().cloned().unwrap_or_default();
+                self.bind(name, Binding::Closure(code));
             }
             _ => self.bind_pattern(&local.pat),
         }
@@ -330,7 +341,12 @@ fn arm(v: Option<u64>) -> u64 {
         let m = markers(src);
         assert_eq!(m.len(), 7, "{m:?}");
         assert_eq!(m[0].0, 3);
-        assert!(closure(&m[0].1).unwrap().contains("x * 3"));
+        // The closure's code is that of its whole function.
+        let triple = closure(&m[0].1).unwrap();
+        assert!(
+            triple.contains("x * 3") && triple.contains("fn triple"),
+            "{triple}"
+        );
         assert_eq!(m[1].0, 7);
         assert!(closure(&m[1].1).unwrap().contains("x + 1000"));
         // A closure in a block that ended does not reach the marker: the parameter does.
