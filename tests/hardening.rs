@@ -2000,3 +2000,69 @@ fn replay_of_an_absolute_deadline_poll_does_not_wait_for_it() {
     r.assert_sane();
     assert!([0, 123].contains(&r.code.unwrap()), "{r:?}");
 }
+
+// =============================================================================================
+// Found in review
+// =============================================================================================
+
+#[test]
+fn fifo_and_giant_tapes_neither_hang_nor_flood_replay_or_inspect() {
+    let probe = guest("probe");
+    let p = s(&probe);
+    let sb = Sandbox::new();
+    let fifo = sb.path().join("fifo.tape");
+    mkfifo(&fifo);
+    let giant = sb.path().join("giant.tape");
+    {
+        let f = std::fs::File::create(&giant).unwrap();
+        std::io::Write::write_all(&mut &f, b"devstash-tape 1 ").unwrap();
+        f.set_len(8 << 30).unwrap();
+    }
+    for tape in [&fifo, &giant] {
+        for args in [vec!["replay", p, s(tape)], vec!["inspect", s(tape)]] {
+            let mut cmd = sb.cmd();
+            cmd.args(&args);
+            let r = bounded(cmd, Duration::from_secs(20));
+            r.assert_sane();
+            assert_ne!(r.code, Some(0), "{r:?}");
+            assert!(
+                r.peak_rss_mib() < 256,
+                "peak RSS {} MiB: {r:?}",
+                r.peak_rss_mib()
+            );
+        }
+    }
+}
+
+#[test]
+fn several_memories_cannot_pass_max_memory_together() {
+    let sb = Sandbox::new();
+    // Four memories of 200 MiB each, each under the limit, together far over it.
+    let wat = r#"(module
+        (memory (export "memory") 1)
+        (memory $b 3200)
+        (memory $c 3200)
+        (memory $d 3200)
+        (func (export "_start")))"#;
+    let g = sb.path().join("memories.wat");
+    std::fs::write(&g, wat).unwrap();
+    let r = ds(&sb, &["run", "--max-memory", "256MiB", s(&g)]);
+    r.assert_sane();
+    assert_ne!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.peak_rss_mib() < 256,
+        "peak RSS {} MiB: {r:?}",
+        r.peak_rss_mib()
+    );
+}
+
+#[test]
+fn a_guest_cannot_store_under_the_hosts_http_sites() {
+    let sb = Sandbox::new();
+    let site = SiteSpec::plain("http::api.github.com");
+    let g = one_site_guest(sb.path(), "forged_http", &site, b"forged", "");
+    let r = run(&sb, &g, &[]);
+    r.assert_code(134);
+    assert!(r.stderr.contains("may not be named `http::"), "{r:?}");
+    assert!(entry_names(&sb).is_empty(), "{:?}", entry_names(&sb));
+}

@@ -34,6 +34,8 @@ pub fn engine(interruptible: bool, fuel: bool) -> Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(interruptible);
     config.consume_fuel(fuel);
+    // One linear memory, as wasm32-wasip1 programs have: `--max-memory` counts one memory.
+    config.wasm_multi_memory(false);
     Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot set up the WebAssembly engine")

@@ -108,6 +108,7 @@ impl NetArgs {
                 .iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
+            ..NetPolicy::default()
         })
     }
 }

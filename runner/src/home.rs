@@ -277,7 +277,14 @@ fn read_key(dir: &Dir, shown: &Path) -> Result<Option<[u8; 32]>> {
     }
     #[cfg(unix)]
     {
-        use cap_std::fs::PermissionsExt;
+        use cap_std::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if meta.uid() != unsafe { libc::geteuid() } {
+            bail!(
+                "{} belongs to another user: devstash uses only a key of yours; remove it",
+                shown.display()
+            );
+        }
         if meta.permissions().mode() & 0o077 != 0 {
             bail!(
                 "{} can be read by other users: run `chmod 600 {}`",

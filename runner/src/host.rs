@@ -200,7 +200,7 @@ struct Ticket {
 pub struct Call<'a> {
     /// The site as the guest described it.
     pub desc: &'a SiteDesc,
-    /// The site's identity, `module::callee`.
+    /// The site's identity: the callee as the compiler resolved it (see `SiteDesc::callee`).
     pub identity: &'a str,
     /// The marker's source location, `file:line`.
     pub location: &'a str,
@@ -264,6 +264,11 @@ pub trait CallHook: Send {
     /// `hash`; what is returned is what the guest gets (a replay hands back the recorded one).
     fn secret(&mut self, hash: [u8; 32]) -> Result<[u8; 32]> {
         Ok(hash)
+    }
+    /// An error that stops the guest, once the hook cannot go on (a recording past its limit);
+    /// asked after every call that gave the hook something to keep.
+    fn check(&mut self) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -348,9 +353,11 @@ impl StashHost {
         }
     }
 
-    /// Sets the key of `secret_hash` (derived from the user's key: see `home::Keys`).
+    /// Sets the key of `secret_hash` and of the secret headers in stored responses' keys
+    /// (derived from the user's key: see `home::Keys`).
     pub fn with_secret_key(mut self, key: [u8; 32]) -> StashHost {
         self.secret_key = key;
+        self.net.secret_key = key;
         self
     }
 
@@ -390,7 +397,10 @@ impl StashHost {
 
     /// Sets what the guest may reach over HTTP (nothing by default).
     pub fn with_net(mut self, net: NetPolicy) -> StashHost {
-        self.net = net;
+        self.net = NetPolicy {
+            secret_key: self.secret_key,
+            ..net
+        };
         self
     }
 
@@ -417,6 +427,13 @@ impl StashHost {
         self.budget.charge("its marked sites' descriptors", bytes)?;
         self.site_bytes += bytes;
         let identity = desc.identity();
+        if identity.starts_with(net::SITE_PREFIX) {
+            bail!(
+                "a marked site may not be named `{}…`: those are the host's stored HTTP \
+                 responses",
+                net::SITE_PREFIX
+            );
+        }
         let stem = entry_stem(&identity);
         let site = Site {
             hasher: KeyHasher::for_site(&identity, &desc.fingerprint, &desc.types),
@@ -443,6 +460,15 @@ impl StashHost {
         args: &[u8],
         flags: i32,
     ) -> Result<(Status, u64)> {
+        // A value handed over but not used (the guest asks again for a ticket: it could not
+        // decode or hold it) was no hit.
+        if flags & get_flags::REFRESH != 0
+            && let Some(Pending::Stored { compute_ns, .. }) = &self.pending
+        {
+            self.stats.hits = self.stats.hits.saturating_sub(1);
+            self.stats.saved_ns = self.stats.saved_ns.saturating_sub(*compute_ns);
+            self.pending = None;
+        }
         if let Some(hook) = self.hook.as_mut() {
             let call = Self::call(&self.sites, site, &key);
             if let Some(value) = hook.answer(&call, args, flags & get_flags::REFRESH != 0)? {
@@ -472,13 +498,17 @@ impl StashHost {
                         tracing::debug!("{} expired; recomputing", at.name);
                     } else if let Some(hook) = self.hook.as_mut() {
                         // A recording needs the bytes now: a large value is read (and verified)
-                        // here rather than as the guest takes it.
+                        // here rather than as the guest takes it, if the memory budget allows.
+                        let len = found.value.len();
+                        let room = self.budget.left().is_none_or(|left| len <= left);
                         match found.value.verified() {
-                            Ok(value) => {
+                            Ok(value) if room => {
                                 let call = Self::call(&self.sites, site, &key);
                                 hook.hit(&call, args, value, found.args_preview.as_deref());
+                                hook.check()?;
                                 return Ok(self.hit_pending(found, at.name));
                             }
+                            Ok(_) => self.corrupt(&at.name, "larger than --max-memory leaves"),
                             Err(why) => self.corrupt(&at.name, &why),
                         }
                     } else {
@@ -568,13 +598,20 @@ impl StashHost {
         }
     }
 
-    fn put(&mut self, id: u64, ticket: Ticket, value: &[u8], preview: Option<String>) -> Status {
+    fn put(
+        &mut self,
+        id: u64,
+        ticket: Ticket,
+        value: &[u8],
+        preview: Option<String>,
+    ) -> Result<Status> {
         if let Some(hook) = self.hook.as_mut() {
             let call = Self::call(&self.sites, ticket.site, &ticket.key);
             hook.computed(&call, id, value, preview.as_deref());
+            hook.check()?;
         }
         if self.policy.no_cache {
-            return Status::Hit;
+            return Ok(Status::Hit);
         }
         let ended = ticket.ended.unwrap_or_else(Instant::now);
         let compute_ns =
@@ -598,7 +635,7 @@ impl StashHost {
             args_preview: preview,
             writer: self.writer.clone(),
         };
-        self.store(&at, &header, value)
+        Ok(self.store(&at, &header, value))
     }
 
     fn store(&mut self, at: &EntryRef, header: &Header, value: &[u8]) -> Status {
@@ -680,6 +717,7 @@ impl StashHost {
         let result = self.fetch(&prepared);
         if let Some(hook) = self.hook.as_mut() {
             hook.http_done(&exchange, &result);
+            hook.check()?;
         }
         Ok(result)
     }
@@ -965,7 +1003,7 @@ pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()
                 }
                 s
             });
-            Ok(host.put(ticket as u64, t, &data[value], preview) as i32)
+            Ok(host.put(ticket as u64, t, &data[value], preview)? as i32)
         },
     )?;
 

@@ -14,11 +14,15 @@ fn main() {
 /// Logs go to stderr as `devstash: warning: …`; `DEVSTASH_LOG` (an `EnvFilter`) overrides the
 /// level chosen with -v/-q.
 ///
-/// Some crates' logs are capped at `info` whatever the filter asks for: the HTTP client's (at
-/// `debug` and `trace` they dump requests on the wire, secret headers included) and the
-/// compiler's (hundreds of megabytes of register allocation for one module, of use to nobody
-/// running a program).
+/// Some crates' logs are capped at `info` whatever the filter asks for, by a second filter no
+/// directive can widen: the HTTP client's (at `debug` and `trace` they dump requests on the
+/// wire, secret headers included) and the compiler's (hundreds of megabytes of register
+/// allocation for one module, of use to nobody running a program).
 fn init_logging(global: &GlobalArgs) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{Layer as _, filter};
+
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",
         (false, 0) => "warn,guest=info",
@@ -26,27 +30,27 @@ fn init_logging(global: &GlobalArgs) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let mut filter =
+    let wanted =
         EnvFilter::try_from_env("DEVSTASH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    for quiet in [
-        "ureq=info",
-        "ureq_proto=info",
-        "rustls=info",
-        "cranelift=info",
-        "regalloc2=info",
-        "wasmtime=info",
-        "wasmparser=info",
-        "object=info",
-    ] {
-        if let Ok(directive) = quiet.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    tracing_subscriber::fmt()
+    const CAPPED: &[&str] = &[
+        "ureq",
+        "rustls",
+        "cranelift",
+        "regalloc2",
+        "wasmtime",
+        "wasmparser",
+        "object",
+    ];
+    let capped = filter::filter_fn(|meta| {
+        *meta.level() <= tracing::Level::INFO
+            || !CAPPED.iter().any(|c| meta.target().starts_with(c))
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_env_filter(filter)
         .event_format(LogFormat)
-        .init();
+        .with_filter(wanted)
+        .with_filter(capped);
+    tracing_subscriber::registry().with(layer).init();
 }
 
 /// `devstash: warning: message`, or `guest: message` for the guest's own log lines.

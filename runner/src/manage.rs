@@ -409,7 +409,8 @@ pub fn clear(global: &GlobalArgs, args: &ClearArgs) -> Result<i32> {
         let rel = match f.place {
             Place::Top => f.name.clone(),
             Place::Modules => format!("{LEGACY_MODULES_DIR}/{}", f.name),
-            Place::Tapes => format!("{TAPES_DIR}/{}", f.name),
+            // Named by whoever wrote the tape: escaped for the terminal.
+            Place::Tapes => format!("{TAPES_DIR}/{}", escape(&f.name)),
         };
         if args.dry_run {
             output::line(format_args!("would remove {rel} ({})", human_size(f.size)))?;

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use devstash_protocol::{
-    HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpResult, KeyHasher, is_secret_header,
+    HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpResult, is_secret_header,
 };
 use url::Url;
 
@@ -21,8 +21,8 @@ use url::Url;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response body taken, in bytes.
 pub const MAX_RESPONSE: u64 = 256 << 20;
-/// Site identity prefix of stored responses: `http::<host>`.
-const SITE_PREFIX: &str = "http::";
+/// Site identity prefix of stored responses: `http::<host>`. No guest site may use it.
+pub const SITE_PREFIX: &str = "http::";
 /// Fingerprint of stored responses; bump when the key material changes.
 const KEY_VERSION: &str = "http-key-1";
 /// Fingerprint of tape keys ([`Prepared::tape_key`]); bump when their material changes.
@@ -98,6 +98,9 @@ pub struct NetPolicy {
     pub allow: Allow,
     /// Extra secret header names (`--redact-header`), lowercase.
     pub redact: Vec<String>,
+    /// The key secret header values are hashed with in stored responses' keys (the user's, see
+    /// `home::Keys`), so that a key does not let anyone guess a weak secret offline.
+    pub secret_key: [u8; 32],
 }
 
 impl NetPolicy {
@@ -208,8 +211,8 @@ impl Prepared {
     pub fn key(&self, policy: &NetPolicy) -> [u8; 32] {
         self.key_with(policy, KEY_VERSION, |secret| {
             Some(format!(
-                "blake3:{}",
-                blake3::hash(secret.as_bytes()).to_hex()
+                "keyed-blake3:{}",
+                blake3::keyed_hash(&policy.secret_key, secret.as_bytes()).to_hex()
             ))
         })
     }
@@ -223,7 +226,8 @@ impl Prepared {
     }
 
     /// blake3 over method, URL, body and the sorted headers, each secret value replaced by what
-    /// `secret` makes of it.
+    /// `secret` makes of it. Derived in its own blake3 mode, apart from the keys of marked calls:
+    /// a guest, which chooses every input of those, can never make one equal to a response's.
     fn key_with(
         &self,
         policy: &NetPolicy,
@@ -251,7 +255,12 @@ impl Prepared {
             headers,
         );
         let args = devstash_protocol::codec::encode(&material).expect("plain data encodes");
-        KeyHasher::for_site(&self.site(), version, "").key(&args)
+        let mut h = blake3::Hasher::new_derive_key("devstash 2026-11 http response key");
+        for part in [version.as_bytes(), self.site().as_bytes(), &args] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        *h.finalize().as_bytes()
     }
 
     /// A one-line description with secret values redacted, for previews and messages.
@@ -416,6 +425,7 @@ mod tests {
         NetPolicy {
             allow: Allow::Hosts(list.iter().map(|s| s.parse().unwrap()).collect()),
             redact: vec!["x-secret".into()],
+            secret_key: [5; 32],
         }
     }
 
@@ -432,7 +442,7 @@ mod tests {
         assert!(
             NetPolicy {
                 allow: Allow::Every,
-                redact: vec![]
+                ..NetPolicy::default()
             }
             .allows("any.where", 1)
         );
@@ -470,6 +480,43 @@ mod tests {
             "{preview}"
         );
         assert!(preview.contains("<redacted>"));
+    }
+
+    #[test]
+    fn url_credentials_become_a_secret_header() {
+        let p = rules(&[]);
+        let r = Prepared::new(HttpRequest {
+            method: "GET".into(),
+            url: "http://us%40er:PASS1234@127.0.0.1:8080/x".into(),
+            headers: vec![],
+            body: vec![],
+            timeout_ms: None,
+            cache: None,
+        })
+        .unwrap();
+        assert_eq!(r.shown_url(), "http://127.0.0.1:8080/x");
+        assert!(!r.request.url.contains("PASS1234"));
+        assert!(!r.preview(&p).contains("PASS1234"));
+        let auth = r
+            .request
+            .headers
+            .iter()
+            .find(|(k, _)| k == "Authorization")
+            .map(|(_, v)| v.as_str());
+        // base64 of `us@er:PASS1234`
+        assert_eq!(auth, Some("Basic dXNAZXI6UEFTUzEyMzQ="));
+        // The same request with the header written out has the same keys.
+        let explicit = request(&[("Authorization", "Basic dXNAZXI6UEFTUzEyMzQ=")]);
+        assert_eq!(r.key(&p), explicit.key(&p));
+        // Another user key, another response key: a secret cannot be guessed from a key alone.
+        let other = NetPolicy {
+            secret_key: [6; 32],
+            ..rules(&[])
+        };
+        assert_ne!(r.key(&p), r.key(&other));
+        // No guest site key can equal a response key.
+        let guest = devstash_protocol::entry_key(&r.site(), KEY_VERSION, "", b"");
+        assert_ne!(guest, r.key(&p));
     }
 
     #[test]

@@ -102,6 +102,11 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`escape`] for text of several lines: each line escaped, the line breaks kept.
+pub fn escape_lines(text: &str) -> String {
+    text.split('\n').map(escape).collect::<Vec<_>>().join("\n")
+}
+
 /// Control characters (C0, DEL, C1) and the bidirectional formatting characters that can make
 /// text read differently from what it is.
 fn needs_escape(c: char) -> bool {
@@ -197,6 +202,7 @@ mod tests {
             escape("a\x1b]52;c;SGVsbG8=\x07b\x1b[31m\u{9b}\n\u{202e}"),
             "a\\x1b]52;c;SGVsbG8=\\x07b\\x1b[31m\\u{9b}\\n\\u{202e}"
         );
+        assert_eq!(escape_lines("a\x1b\nb\u{9b}\n"), "a\\x1b\nb\\u{9b}\n");
         for c in (0u32..0x20).chain(0x7f..0xa0) {
             let s = char::from_u32(c).unwrap().to_string();
             assert!(!escape(&s).chars().any(|c| c.is_control()), "{c:#x}");

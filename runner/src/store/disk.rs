@@ -170,12 +170,24 @@ pub fn is_devstash_tag(contents: &[u8]) -> bool {
 /// Writes `bytes` to `name` inside `dir` atomically (temp file, then rename); returns the new
 /// file's inode number (0 where there is none), which names this version of the file.
 pub fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<u64> {
+    write_atomic_then(dir, name, bytes, |_| Ok(()))
+}
+
+/// [`write_atomic`], calling `before` with the new file's inode once it is written and before
+/// it takes the name: if `before` fails, the name keeps its old file.
+pub fn write_atomic_then(
+    dir: &Dir,
+    name: &str,
+    bytes: &[u8],
+    before: impl FnOnce(u64) -> std::io::Result<()>,
+) -> std::io::Result<u64> {
     // An anonymous temp file (`O_TMPFILE`): a crash leaves nothing behind, which matters more
     // for entries (written by every miss, some of them large) than the three system calls it
     // costs over a named one (about 2 µs of a 17 µs store).
     let mut tmp = cap_tempfile::TempFile::new(dir)?;
     tmp.write_all(bytes)?;
     let ino = inode(&tmp.as_file().metadata()?);
+    before(ino)?;
     // No fsync: after a crash the rename either happened or not, and a torn file left by a
     // power loss fails its signature and is recomputed. A hit must not wait on the disk.
     tmp.replace(name)?;
@@ -382,8 +394,49 @@ impl DiskTier {
                 &self.signer,
             )
         });
-        if let Ok(Some(Err(e))) = appended {
-            tracing::debug!("cannot append to {}: {e}", pack::PACK_NAME);
+        match appended {
+            Ok(Some(Ok(body))) => self.note(&at.name, body),
+            Ok(Some(Err(e))) => tracing::debug!("cannot append to {}: {e}", pack::PACK_NAME),
+            _ => {}
+        }
+    }
+
+    /// Tells the loaded pack (if any) about a record this run appended.
+    fn note(&self, name: &str, body: Vec<u8>) {
+        if let PackState::Ready(pack) = &mut *self.pack.borrow_mut() {
+            pack.note(name, body);
+        }
+    }
+
+    /// Records the entry about to be linked under `name` (inode `ino`) in the pack: a copy, or
+    /// a tombstone for a value too large for it. It goes in before the file takes the name, so
+    /// that the pack's last word on a name is never older than its file. If the pack cannot be
+    /// written, it is removed (it would answer for the old file); if it cannot be removed
+    /// either, the store fails and the old file keeps the name.
+    fn record_in_pack(
+        &self,
+        d: &Dir,
+        name: &str,
+        header: &Header,
+        payload: &[u8],
+        ino: u64,
+    ) -> std::io::Result<Vec<u8>> {
+        let mut appender = self.appender.borrow_mut();
+        match appender.append(d, name, header, payload, ino, &self.signer) {
+            Ok(body) => Ok(body),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => {
+                tracing::debug!("cannot append to {}: {e}; removing it", pack::PACK_NAME);
+                *appender = pack::Appender::default();
+                match d.remove_file(pack::PACK_NAME) {
+                    Ok(()) => Ok(Vec::new()),
+                    Err(r) if r.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+                    Err(r) => Err(std::io::Error::other(format!(
+                        "cannot append to {} ({e}) nor remove it ({r})",
+                        pack::PACK_NAME
+                    ))),
+                }
+            }
         }
     }
 }
@@ -393,7 +446,7 @@ impl Drop for DiskTier {
         // Reclaim space taken by superseded or removed records, at most once per run.
         if let (PackState::Ready(pack), Some(dir)) = (self.pack.get_mut(), self.dir.get_mut())
             && pack.wants_compaction()
-            && let Err(e) = pack.compact(dir)
+            && let Err(e) = Pack::compact(dir)
         {
             tracing::debug!("cannot compact {}: {e}", pack::PACK_NAME);
         }
@@ -428,21 +481,20 @@ impl Tier for DiskTier {
             );
         }
         let bytes = Entry::encode(header, payload, &self.signer);
+        let mut body = None;
         self.with_dir(true, |d| {
-            let ino = write_atomic(d, &at.name, &bytes)?;
-            // The file is written; the pack copy is only a shortcut, so failing to add it is
-            // not an error (an older record names the old file's inode and is not served).
-            if let Err(e) =
-                self.appender
-                    .borrow_mut()
-                    .append(d, &at.name, header, payload, ino, &self.signer)
-            {
-                tracing::debug!("cannot append to {}: {e}", pack::PACK_NAME);
-            }
-            Ok::<(), std::io::Error>(())
+            write_atomic_then(d, &at.name, &bytes, |ino| {
+                body = Some(self.record_in_pack(d, &at.name, header, payload, ino)?);
+                Ok(())
+            })
+            .map(|_| ())
         })?
         .expect("created on demand")
-        .with_context(|| format!("cannot write {}", self.path.join(&at.name).display()))
+        .with_context(|| format!("cannot write {}", self.path.join(&at.name).display()))?;
+        if let Some(body) = body {
+            self.note(&at.name, body);
+        }
+        Ok(())
     }
 
     fn location(&self) -> String {

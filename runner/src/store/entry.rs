@@ -37,7 +37,8 @@ pub struct Header {
     pub created_ms: u64,
     /// The TTL the marker had when the value was stored, in seconds.
     pub ttl_secs: Option<u64>,
-    /// Site identity, `module::callee`.
+    /// Site identity: the callee as the compiler resolved it (`app::load`, `app::Client::fetch`),
+    /// or `http::<host>` for a stored response.
     pub site: String,
     /// Source location of the marker, `file:line`.
     pub location: String,

@@ -48,12 +48,16 @@ pub const MAX_PACKED: usize = 64 * 1024;
 /// the size of the small entries it copies); it is removed, and grows again from the files.
 pub const MAX_PACK: u64 = 256 << 20;
 
-/// The loaded pack: the file's bytes and where each live record's entry starts and ends.
+/// The loaded pack: the file's bytes and where each live record's entry starts and ends, and
+/// the records this run added since.
 #[derive(Default)]
 pub struct Pack {
     bytes: Vec<u8>,
     by_name: Names,
     dead_bytes: usize,
+    /// Record bodies this run appended (empty for an entry it wrote that the pack does not
+    /// copy), which answer before the loaded ones.
+    fresh: HashMap<String, Vec<u8>, foldhash::fast::RandomState>,
 }
 
 impl Pack {
@@ -81,38 +85,24 @@ impl Pack {
         let Some(bytes) = read_pack(dir) else {
             return Pack::default();
         };
-        // The last record of each name, in file order.
-        let mut last = Names::default();
-        let mut at = 0;
-        let mut dead_bytes = 0;
-        while let Some((name, start, end)) = record_at(&bytes, at) {
-            if let Some((s, e)) = last.insert(name.to_string(), (start, end)) {
-                dead_bytes += e - s;
-            }
-            at = end;
-        }
-        // Anything after the last whole record is a torn append: it is ignored, and dropped
-        // when the pack is next rewritten.
-        dead_bytes += bytes.len() - at;
+        let (last, mut dead_bytes) = last_records(&bytes);
         let existing = match listing.map(|t| t.join()) {
             Ok(Ok(Some(existing))) => existing,
             _ => return Pack::default(),
         };
-        // Records of files that are gone or were rewritten since: never served.
-        last.retain(|name, &mut (s, e)| {
-            let keep = existing
-                .get(name)
-                .is_some_and(|&ino| record_ino(&bytes[s..e]) == Some(ino));
-            if !keep {
-                dead_bytes += e - s;
-            }
-            keep
-        });
+        let by_name = live(&bytes, last, &existing, &mut dead_bytes);
         Pack {
             bytes,
-            by_name: last,
+            by_name,
             dead_bytes,
+            fresh: HashMap::default(),
         }
+    }
+
+    /// Notes a record this run appended (`body` empty for a tombstone), so that later lookups
+    /// of this run see it.
+    pub fn note(&mut self, name: &str, body: Vec<u8>) {
+        self.fresh.insert(name.to_string(), body);
     }
 
     /// How many names the pack answers for.
@@ -127,6 +117,9 @@ impl Pack {
 
     /// The record body kept for `name`, if any (unverified).
     fn body(&self, name: &str) -> Option<&[u8]> {
+        if let Some(fresh) = self.fresh.get(name) {
+            return Some(fresh);
+        }
         self.by_name.get(name).map(|&(s, e)| &self.bytes[s..e])
     }
 
@@ -151,19 +144,65 @@ impl Pack {
         self.dead_bytes > (64 << 10) && self.dead_bytes * 2 > self.bytes.len()
     }
 
-    /// Rewrites the pack with only its live records (atomically). A concurrent append to the old
-    /// file may be lost from the pack, which only costs a later run a file read: a record kept
-    /// here for a file another run has rewritten since names the old file's inode, so it is not
-    /// served.
-    pub fn compact(&self, dir: &Dir) -> std::io::Result<()> {
-        let mut out = Vec::with_capacity(self.bytes.len() - self.dead_bytes);
-        let mut live: Vec<(&String, &(usize, usize))> = self.by_name.iter().collect();
-        live.sort_by_key(|(_, (s, _))| *s);
-        for (name, &(s, e)) in live {
-            out.extend_from_slice(&record(name, &self.bytes[s..e]));
+    /// Rewrites the pack with only its live records, atomically and without losing a record:
+    /// under an exclusive lock on the pack (appends take a shared one), from the pack as it is
+    /// now (not as this run loaded it), keeping the last record of each name whose file is the
+    /// one it copied. Appenders that held the old file reopen the new one.
+    pub fn compact(dir: &Dir) -> std::io::Result<()> {
+        let file = open_pack(dir, false)?;
+        let _lock = Lock::take(&file, true)?;
+        let mut bytes = Vec::new();
+        (&file).take(MAX_PACK).read_to_end(&mut bytes)?;
+        let existing: Inodes = dir
+            .entries()?
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let ino = inode_of(&e);
+                Some((e.file_name().into_string().ok()?, ino))
+            })
+            .collect();
+        let (last, mut dead) = last_records(&bytes);
+        let kept = live(&bytes, last, &existing, &mut dead);
+        let mut records: Vec<(&String, &(usize, usize))> = kept.iter().collect();
+        records.sort_by_key(|(_, (s, _))| *s);
+        let mut out = Vec::with_capacity(bytes.len() - dead);
+        for (name, &(s, e)) in records {
+            out.extend_from_slice(&record(name, &bytes[s..e]));
         }
         super::disk::write_atomic(dir, PACK_NAME, &out).map(|_| ())
     }
+}
+
+/// The last record of each name in `bytes`, and the bytes the others (and a torn tail) take.
+fn last_records(bytes: &[u8]) -> (Names, usize) {
+    let mut last = Names::default();
+    let mut at = 0;
+    let mut dead_bytes = 0;
+    while let Some((name, start, end)) = record_at(bytes, at) {
+        if let Some((s, e)) = last.insert(name.to_string(), (start, end)) {
+            dead_bytes += e - s;
+        }
+        at = end;
+    }
+    // Anything after the last whole record is a torn append: it is ignored, and dropped when
+    // the pack is next rewritten.
+    dead_bytes += bytes.len() - at;
+    (last, dead_bytes)
+}
+
+/// The records that copy the file their name has now (a tombstone copies none): records of
+/// files that are gone or were rewritten since are never served.
+fn live(bytes: &[u8], mut last: Names, existing: &Inodes, dead_bytes: &mut usize) -> Names {
+    last.retain(|name, &mut (s, e)| {
+        let keep = existing
+            .get(name)
+            .is_some_and(|&ino| ino != 0 && record_ino(&bytes[s..e]) == Some(ino));
+        if !keep {
+            *dead_bytes += e - s;
+        }
+        keep
+    });
+    last
 }
 
 /// Parses the record starting at `at`: its name and the span of its body.
@@ -186,7 +225,8 @@ fn record(name: &str, body: &[u8]) -> Vec<u8> {
     r
 }
 
-/// A record body: signature, meta, payload.
+/// A record body: signature, meta, payload. (A tombstone has an empty body: it says that the
+/// pack holds no copy of the name's file, whatever an earlier record says.)
 fn body(header: &Header, payload: &[u8], ino: u64, signer: &Signer) -> Vec<u8> {
     let meta = Meta {
         key: &header.key,
@@ -247,17 +287,77 @@ fn read_pack(dir: &Dir) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// Opens the pack for appending (`create`) or reading and writing, refusing anything but a
+/// regular file, and without blocking on a FIFO (opened for writing, it would wait for a reader).
+fn open_pack(dir: &Dir, create: bool) -> std::io::Result<cap_std::fs::File> {
+    let mut opts = OpenOptions::new();
+    if create {
+        opts.append(true).create(true);
+    } else {
+        opts.read(true).write(true);
+    }
+    #[cfg(unix)]
+    cap_std::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+    let file = dir.open_with(PACK_NAME, &opts)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// An advisory lock on the pack (`flock`), released when dropped: appends share it, a compaction
+/// holds it alone, so that no append lands in a file a compaction is replacing.
+struct Lock<'a>(&'a cap_std::fs::File);
+
+impl<'a> Lock<'a> {
+    fn take(file: &'a cap_std::fs::File, exclusive: bool) -> std::io::Result<Lock<'a>> {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            let op = if exclusive {
+                libc::LOCK_EX
+            } else {
+                libc::LOCK_SH
+            };
+            // SAFETY: flock on a descriptor this file owns; no memory is involved.
+            if unsafe { libc::flock(file.as_raw_fd(), op) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = exclusive;
+        Ok(Lock(file))
+    }
+}
+
+impl Drop for Lock<'_> {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: as in `take`.
+            unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        }
+    }
+}
+
 /// Appends records to the pack. Each record goes out in one `write` on a file opened for
 /// appending, so concurrent appends never interleave (and a crash leaves at most one torn
-/// record at the end). The file stays open for the run: a store costs one syscall more.
+/// record at the end), under a shared lock that keeps a compaction from replacing the file
+/// meanwhile. The file stays open for the run, and is reopened when a compaction (or `clear`)
+/// replaced it.
 #[derive(Default)]
 pub struct Appender {
     file: Option<cap_std::fs::File>,
 }
 
 impl Appender {
-    /// Appends the record of one entry, whose file has inode `ino` (values over [`MAX_PACKED`]
-    /// bytes are skipped: their old records, if any, name an inode that is gone).
+    /// Appends the record of one entry, whose file (about to be linked into place, or read) has
+    /// inode `ino`; a value over [`MAX_PACKED`] bytes gets a tombstone, so that no earlier record
+    /// of the name is served. Returns the body appended (empty for a tombstone).
     pub fn append(
         &mut self,
         dir: &Dir,
@@ -266,29 +366,52 @@ impl Appender {
         payload: &[u8],
         ino: u64,
         signer: &Signer,
-    ) -> std::io::Result<()> {
-        if payload.len() > MAX_PACKED || name.len() > u8::MAX as usize {
-            return Ok(());
+    ) -> std::io::Result<Vec<u8>> {
+        if name.len() > u8::MAX as usize {
+            return Ok(Vec::new());
         }
-        if self.file.is_none() {
-            let mut opts = OpenOptions::new();
-            opts.append(true).create(true);
-            // A FIFO under the pack's name must not block the run (opened for writing, it would
-            // wait for a reader), and only a regular file is appended to.
-            #[cfg(unix)]
-            cap_std::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
-            let file = dir.open_with(PACK_NAME, &opts)?;
-            if !file.metadata()?.is_file() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "not a regular file",
-                ));
-            }
-            self.file = Some(file);
-        }
-        let file = self.file.as_mut().expect("opened above");
-        file.write_all(&record(name, &body(header, payload, ino, signer)))
+        let body = if payload.len() > MAX_PACKED {
+            Vec::new()
+        } else {
+            body(header, payload, ino, signer)
+        };
+        self.write(dir, &record(name, &body))?;
+        Ok(body)
     }
+
+    fn write(&mut self, dir: &Dir, bytes: &[u8]) -> std::io::Result<()> {
+        for _ in 0..3 {
+            if self.file.is_none() {
+                self.file = Some(open_pack(dir, true)?);
+            }
+            let file = self.file.as_ref().expect("opened above");
+            let lock = Lock::take(file, false)?;
+            // Still the file under the pack's name? (A compaction renames a new one in.)
+            if same_file(file, dir) {
+                let written = (&*file).write_all(bytes);
+                drop(lock);
+                return written;
+            }
+            drop(lock);
+            self.file = None;
+        }
+        Err(std::io::Error::other("the pack keeps being replaced"))
+    }
+}
+
+/// Whether `file` is the file now named [`PACK_NAME`] in `dir`.
+#[cfg(unix)]
+fn same_file(file: &cap_std::fs::File, dir: &Dir) -> bool {
+    use cap_std::fs::MetadataExt;
+    match (file.metadata(), dir.symlink_metadata(PACK_NAME)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &cap_std::fs::File, _dir: &Dir) -> bool {
+    true
 }
 
 #[cfg(test)]
@@ -349,7 +472,7 @@ mod tests {
         assert!(pack.get("gone.stash", "k1", &s).is_none());
         dir.remove_file("b.stash").unwrap();
         assert!(Pack::load(&dir).get("b.stash", "k1", &s).is_none());
-        pack.compact(&dir).unwrap();
+        Pack::compact(&dir).unwrap();
         let again = Pack::load(&dir);
         assert_eq!(
             value(&again, "a.stash", "k1").as_deref(),
@@ -371,24 +494,38 @@ mod tests {
             value(&Pack::load(&dir), "a.stash", "k1").as_deref(),
             Some(&b"v1"[..])
         );
-        // The file is rewritten and its new copy never reaches the pack (too large for it, a
-        // failed append, or a compaction that dropped it): the old record is not served.
+        // The file is rewritten and its new copy never reaches the pack (a failed append):
+        // the old record is not served.
         let second = write_file(&dir, "a.stash", "v2");
         assert_ne!(first, second);
         assert!(value(&Pack::load(&dir), "a.stash", "k1").is_none());
-        // A compaction from a snapshot taken before the rewrite keeps the old record; it is
-        // still not served.
-        let old = {
-            let _ = std::fs::remove_file(tmp.path().join(PACK_NAME));
-            let first_again = write_file(&dir, "a.stash", "v1");
-            Appender::default()
-                .append(&dir, "a.stash", &h, b"v1", first_again, &s)
-                .unwrap();
-            Pack::load(&dir)
-        };
-        write_file(&dir, "a.stash", "v3");
-        old.compact(&dir).unwrap();
+        // A value too large for the pack leaves a tombstone: no older record of the name is
+        // served, even if the new file reuses the inode of the one it copied (ext4 reuses
+        // inodes at once).
+        let mut w = Appender::default();
+        w.append(&dir, "a.stash", &h, b"v1", second, &s).unwrap();
+        assert!(value(&Pack::load(&dir), "a.stash", "k1").is_some());
+        let big = vec![0u8; MAX_PACKED + 1];
+        assert!(
+            w.append(&dir, "a.stash", &h, &big, second, &s)
+                .unwrap()
+                .is_empty()
+        );
         assert!(value(&Pack::load(&dir), "a.stash", "k1").is_none());
+        // A compaction keeps the newest record of each name from the pack as it is when it
+        // runs, not from a snapshot: an append made after another run loaded the pack survives.
+        let before = Pack::load(&dir);
+        w.append(&dir, "a.stash", &h, b"v4", second, &s).unwrap();
+        Pack::compact(&dir).unwrap();
+        let after = Pack::load(&dir);
+        assert_eq!(value(&after, "a.stash", "k1").as_deref(), Some(&b"v4"[..]));
+        drop(before);
+        // And an appender whose file was replaced by the compaction reopens the new one.
+        w.append(&dir, "a.stash", &h, b"v5", second, &s).unwrap();
+        assert_eq!(
+            value(&Pack::load(&dir), "a.stash", "k1").as_deref(),
+            Some(&b"v5"[..])
+        );
     }
 
     #[test]

@@ -136,8 +136,8 @@ impl Segments {
     }
 
     /// Adds the chaining values of whole segments hashed elsewhere (see [`Signer::segment`]),
-    /// in order, none of them the last segment of the stream. The stream must be at a segment
-    /// boundary.
+    /// in order. The stream must be at a segment boundary, and longer than one segment in all
+    /// (a stream of one segment is the root of its tree, hashed by [`Segments::update`]).
     pub fn push(&mut self, cvs: &[ChainingValue]) {
         debug_assert_eq!(self.fill(), 0, "segments pushed mid-segment");
         if self.fill == SEGMENT {

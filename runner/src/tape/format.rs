@@ -26,10 +26,14 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::TAPE_MAGIC;
+/// The first bytes of every tape file; `devstash inspect` uses them to tell a tape from an entry.
+pub const TAPE_MAGIC: &[u8] = b"devstash-tape";
 
 /// Version of the tape format written by this runner.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// Largest tape file read: what a recording writes at most, and room for its header.
+pub const MAX_TAPE_FILE: u64 = super::record::MAX_TAPE + (1 << 20);
 
 /// Longest first line a reader looks for, in bytes.
 const MAX_FIRST_LINE: usize = 128;
@@ -444,10 +448,32 @@ impl std::fmt::Display for TapeError {
 }
 
 impl Tape {
-    /// Reads and verifies the tape at `path`.
+    /// Reads and verifies the tape at `path`: a regular file (a FIFO or a device must not block
+    /// or flood the reader) of at most [`MAX_TAPE_FILE`] bytes.
     pub fn read(path: &Path) -> Result<Tape> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read tape {}", path.display()))?;
+        let cannot = || format!("cannot read tape {}", path.display());
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+        let file = opts.open(path).with_context(cannot)?;
+        let meta = file.metadata().with_context(cannot)?;
+        if !meta.is_file() {
+            bail!(
+                "cannot use tape {}: it is not a regular file",
+                path.display()
+            );
+        }
+        if meta.len() > MAX_TAPE_FILE {
+            bail!(
+                "cannot use tape {}: it is {} bytes, more than a recording writes",
+                path.display(),
+                meta.len()
+            );
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        std::io::Read::read_to_end(&mut std::io::Read::take(&file, MAX_TAPE_FILE), &mut bytes)
+            .with_context(cannot)?;
         match Tape::decode(&bytes) {
             Ok(tape) => Ok(tape),
             Err(e @ TapeError::Corrupt(_)) => bail!(

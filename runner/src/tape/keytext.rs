@@ -199,7 +199,8 @@ impl Reader<'_> {
             0x0f => {
                 let n = usize::try_from(self.varint()?).map_err(|_| Stop::Foreign)?;
                 let short = n > self.bytes.len() - self.at;
-                let b = &self.bytes[self.at..(self.at + n).min(self.bytes.len())];
+                let end = self.at.saturating_add(n).min(self.bytes.len());
+                let b = &self.bytes[self.at..end];
                 self.at += b.len();
                 let text = String::from_utf8_lossy(b);
                 let quoted = format!("{text:?}");
@@ -346,6 +347,11 @@ mod tests {
         );
         // Cut short: what was read, then an ellipsis.
         assert_eq!(text(&[0x18, 2, 0x0a, 1]).as_deref(), Some("(1, …"));
+        // A length that overflows: cut short, never a panic.
+        let mut huge = vec![0x18, 1, 0x0f];
+        huge.extend([0xff; 9]);
+        huge.push(0x01);
+        assert!(text(&huge).is_none_or(|t| t.ends_with('…')));
         // Not this encoding.
         assert_eq!(text(&[0x99]), None);
         assert_eq!(text(&[]), None);

@@ -45,8 +45,7 @@ use crate::store::disk::{DiskTier, create_cache_dir, remove_dead_temps, write_vi
 use crate::store::names::sanitize;
 use crate::store::{EntryRef, Header, Lookup, Tier};
 
-/// The first bytes of every tape file; `devstash inspect` uses them to tell a tape from an entry.
-pub const TAPE_MAGIC: &[u8] = b"devstash-tape";
+pub use self::format::TAPE_MAGIC;
 
 /// Folder of the cache directory that holds tapes recorded without `-o`.
 pub use crate::store::listing::TAPES_DIR;
@@ -92,17 +91,30 @@ fn holds_credentials(value: &str) -> bool {
         .is_ok_and(|u| u.password().is_some() || (!u.username().is_empty() && u.has_host()))
 }
 
-/// An argument as a tape stores it: a URL's password replaced by [`REDACTED_ENV`]. A replayed
-/// program that requests the URL still matches the recording: a URL's credentials travel as an
-/// `Authorization` header, which tapes match by name only.
+/// An argument as a tape stores it: the credentials of every URL in it (`user:pass@` or
+/// `token@` after a `scheme://`, as in `--db=postgres://u:p@h/db`) replaced by `redacted`. A
+/// replayed program that requests such a URL still matches the recording: a URL's credentials
+/// travel as an `Authorization` header, which tapes match by name only.
 fn tape_arg(arg: &str) -> String {
-    match url::Url::parse(arg) {
-        Ok(mut u) if u.password().is_some() && u.has_host() => {
-            let _ = u.set_password(Some(REDACTED_ENV));
-            u.to_string()
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends at the first `/`, `?`, `#` or blank; credentials end at its last `@`.
+        let end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(userinfo) => {
+                out.push_str("redacted");
+                rest = &tail[userinfo..];
+            }
+            None => rest = tail,
         }
-        _ => arg.to_string(),
     }
+    out.push_str(rest);
+    out
 }
 
 /// The environment as a tape stores it: secret values (see [`is_secret_env`], values holding
@@ -328,7 +340,12 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
 
     let player = lock(&player);
     if let Some(d) = &player.divergence {
-        say(&report::divergence(d, &path, &args.module));
+        // The report quotes the guest and the tape: escaped, like everything they wrote.
+        say(&output::escape_lines(&report::divergence(
+            d,
+            &path,
+            &args.module,
+        )));
         return Ok(exit::DIVERGENCE);
     }
     if let Exit::Trap(msg) = &outcome.exit {
@@ -396,7 +413,7 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
 pub fn inspect(_global: &GlobalArgs, path: &Path) -> Result<i32> {
     match Tape::read(path) {
         Ok(tape) => {
-            output::line(report::summary(path, &tape))?;
+            output::line(output::escape_lines(&report::summary(path, &tape)))?;
             Ok(0)
         }
         Err(e) => {
@@ -478,14 +495,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_in_url_arguments_stay_off_tapes() {
-        let a = tape_arg("http://user:PASS1234@127.0.0.1:8080/x?q=1");
-        assert!(
-            !a.contains("PASS1234") && a.starts_with("http://user:"),
-            "{a}"
+    fn credentials_in_url_arguments_stay_off_tapes() {
+        assert_eq!(
+            tape_arg("http://user:PASS1234@127.0.0.1:8080/x?q=a@b"),
+            "http://redacted@127.0.0.1:8080/x?q=a@b"
+        );
+        assert_eq!(
+            tape_arg("--db=postgres://u:p@h/db,https://TOKEN@sentry.io/1"),
+            "--db=postgres://redacted@h/db,https://redacted@sentry.io/1"
         );
         assert_eq!(tape_arg("plain"), "plain");
-        assert_eq!(tape_arg("https://example.com/"), "https://example.com/");
+        assert_eq!(
+            tape_arg("https://example.com/a@b"),
+            "https://example.com/a@b"
+        );
+        // What replaces them still parses as the URL without them.
+        let u = url::Url::parse(&tape_arg("http://u:p@h:1/x")).unwrap();
+        assert_eq!(
+            (u.host_str(), u.port(), u.path()),
+            (Some("h"), Some(1), "/x")
+        );
     }
 
     #[test]

@@ -141,9 +141,25 @@ impl Recorder {
         }
     }
 
+    /// Whether `n` more bytes could be held (without taking them).
+    fn fits(&self, n: u64) -> bool {
+        self.full.is_none()
+            && self.charged.saturating_add(n) <= MAX_TAPE
+            && self.budget.left().is_none_or(|left| n <= left)
+    }
+
     /// Whether the recording has stopped growing (see [`Recorder::charge`]).
     fn stopped(&self) -> bool {
         self.full.is_some()
+    }
+
+    /// An error once the recording has stopped growing: the guest is stopped.
+    pub fn check(&self) -> wasmtime::Result<()> {
+        match &self.full {
+            Some(_) if self.charged >= MAX_TAPE => Err(wasmtime::Error::new(TapeFull)),
+            Some(why) => Err(wasmtime::format_err!("{why}")),
+            None => Ok(()),
+        }
     }
 
     fn push(&mut self, event: Event) {
@@ -257,6 +273,12 @@ impl Recorder {
         let hash = blake3::hash(value);
         if let Some(&id) = self.values.get(&hash) {
             return id;
+        }
+        // Checked before the value is copied (into the event, then onto the tape): a value
+        // that cannot fit stops the recording.
+        if !self.fits(2 * value.len() as u64) {
+            let _ = self.charge(2 * value.len() as u64);
+            return u32::MAX;
         }
         let id = self.values.len() as u32;
         self.values.insert(hash, id);
@@ -414,6 +436,10 @@ impl CallHook for RecordHook {
     fn secret(&mut self, hash: [u8; 32]) -> wasmtime::Result<[u8; 32]> {
         lock(&self.0).secret(hash);
         Ok(hash)
+    }
+
+    fn check(&mut self) -> wasmtime::Result<()> {
+        lock(&self.0).check()
     }
 }
 
