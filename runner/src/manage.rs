@@ -564,23 +564,9 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_sizes_read_well() {
+    fn durations_parse_with_units() {
         assert!("1x".parse::<Dur>().is_err());
         assert_eq!("1d".parse::<Dur>().unwrap().duration.as_secs(), 86_400);
         assert_eq!("1w".parse::<Dur>().unwrap().duration.as_secs(), 7 * 86_400);
-        assert_eq!(human_age(Duration::from_secs(45)), "45s");
-        assert_eq!(human_age(Duration::from_secs(17 * 60 + 5)), "17m");
-        assert_eq!(
-            human_age(Duration::from_secs(5 * 3600 + 3 * 60 + 9)),
-            "5h 3m"
-        );
-        assert_eq!(
-            human_age(Duration::from_secs(3 * 86_400 + 4 * 3600 + 5)),
-            "3days 4h"
-        );
-        assert_eq!(human_size(361), "361 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(count(1, "entry", "entries"), "1 entry");
-        assert_eq!(count(2, "entry", "entries"), "2 entries");
     }
 }
