@@ -15,8 +15,10 @@
 //!   fails its signature, and the file is read.
 //!
 //! Record layout: `u32 LE length of the rest`, `u8 name length`, name, then a 32-byte signature
-//! (`store::sign`) of what follows it: the postcard-encoded [`Meta`] and the payload. The record
-//! keeps only what a hit needs of the entry's header.
+//! (`store::sign`) of what follows it: the `u64 LE` inode of the file the record copies (at a
+//! fixed place, so that loading the pack reads it without decoding the rest), the
+//! postcard-encoded [`Meta`] and the payload. The record keeps only what a hit needs of the
+//! entry's header.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -34,9 +36,10 @@ struct Meta<'a> {
     created_ms: u64,
     compute_ns: u64,
     args_preview: Option<&'a str>,
-    /// Inode number of the entry file the record copies.
-    ino: u64,
 }
+
+/// Bytes of the inode number that follows a record's signature.
+const INO_LEN: usize = 8;
 
 type Names = HashMap<String, (usize, usize), foldhash::fast::RandomState>;
 
@@ -130,7 +133,7 @@ impl Pack {
         if !signer.verify(rest, sig) {
             return None;
         }
-        let (meta, payload) = postcard::take_from_bytes::<Meta<'_>>(rest).ok()?;
+        let (meta, payload) = postcard::take_from_bytes::<Meta<'_>>(rest.get(INO_LEN..)?).ok()?;
         (meta.key == key_hex).then(|| Found {
             created_ms: meta.created_ms,
             compute_ns: meta.compute_ns,
@@ -225,7 +228,7 @@ fn record(name: &str, body: &[u8]) -> Vec<u8> {
     r
 }
 
-/// A record body: signature, meta, payload. (A tombstone has an empty body: it says that the
+/// A record body: signature, inode, meta, payload. (A tombstone has an empty body: it says that the
 /// pack holds no copy of the name's file, whatever an earlier record says.)
 fn body(header: &Header, payload: &[u8], ino: u64, signer: &Signer) -> Vec<u8> {
     let meta = Meta {
@@ -233,9 +236,9 @@ fn body(header: &Header, payload: &[u8], ino: u64, signer: &Signer) -> Vec<u8> {
         created_ms: header.created_ms,
         compute_ns: header.compute_ns,
         args_preview: header.args_preview.as_deref(),
-        ino,
     };
     let mut out = vec![0; SIG_LEN];
+    out.extend_from_slice(&ino.to_le_bytes());
     postcard::to_io(&meta, &mut out).expect("plain data encodes");
     out.extend_from_slice(payload);
     let sig = signer.sign(&out[SIG_LEN..]);
@@ -246,10 +249,8 @@ fn body(header: &Header, payload: &[u8], ino: u64, signer: &Signer) -> Vec<u8> {
 /// The inode a record body names, read before its signature is checked (a forged one only makes
 /// a record look live; its signature still fails when it is asked for).
 fn record_ino(body: &[u8]) -> Option<u64> {
-    let rest = body.get(SIG_LEN..)?;
-    postcard::take_from_bytes::<Meta<'_>>(rest)
-        .ok()
-        .map(|(m, _)| m.ino)
+    let ino = body.get(SIG_LEN..SIG_LEN + INO_LEN)?;
+    Some(u64::from_le_bytes(ino.try_into().ok()?))
 }
 
 /// Current inode of each name in the cache directory.
