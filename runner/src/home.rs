@@ -297,19 +297,14 @@ fn read_key(dir: &Dir, shown: &Path) -> Result<Option<[u8; 32]>> {
     file.take(200)
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read {}", shown.display()))?;
-    let hex = text.trim();
-    let mut key = [0u8; 32];
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!(
+    match blake3::Hash::from_hex(text.trim()) {
+        Ok(key) => Ok(Some(*key.as_bytes())),
+        Err(_) => bail!(
             "{} is not a devstash key (64 hex digits): remove it to make a new one (entries \
              signed with the old one are then recomputed)",
             shown.display()
-        );
+        ),
     }
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex");
-    }
-    Ok(Some(key))
 }
 
 #[cfg(test)]

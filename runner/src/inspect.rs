@@ -19,6 +19,7 @@ use crate::flags::{GlobalArgs, InspectArgs};
 use crate::home::Home;
 use crate::output::{self, count, escape, human_age, human_duration, human_size, table, ttl_text};
 use crate::store::Header;
+use crate::store::disk::open_regular_path;
 use crate::store::listing::{CacheDir, Damage, ENTRY_MAGIC, verify_file};
 use crate::store::names::ENTRY_SUFFIX;
 use crate::store::sign::Signer;
@@ -60,20 +61,12 @@ pub fn inspect(global: &GlobalArgs, args: &InspectArgs) -> Result<i32> {
 /// Opens a file given on the command line for reading, without blocking on a FIFO or a device:
 /// only regular files are inspected.
 fn open_regular(path: &Path) -> Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
-    let file = opts
-        .open(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if !file.metadata()?.is_file() {
-        bail!(
-            "{} is not a regular file: pass an entry, a module (.wasm) or a tape",
+    open_regular_path(path).with_context(|| {
+        format!(
+            "cannot read {} (pass an entry, a module (.wasm) or a tape)",
             path.display()
-        );
-    }
-    Ok(file)
+        )
+    })
 }
 
 /// A file given by path: an entry, a tape or a module, told apart by its first bytes.

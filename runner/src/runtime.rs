@@ -44,8 +44,6 @@ pub struct Ctx {
 /// [`MAX_TABLE_ELEMENTS`] without it.
 struct MemoryCap {
     budget: Arc<Budget>,
-    /// Bytes the tables take, as counted against the budget.
-    tables: u64,
 }
 
 /// Most elements a guest's tables may grow to without `--max-memory`: far more than any
@@ -84,7 +82,6 @@ impl wasmtime::ResourceLimiter for MemoryCap {
         self.budget
             .charge("its tables", more)
             .map_err(wasmtime::Error::new)?;
-        self.tables = self.tables.saturating_add(more);
         Ok(true)
     }
 }
@@ -201,7 +198,6 @@ pub fn execute_with(
     let limits = &prepared.limits;
     let memory = MemoryCap {
         budget: stash.budget().clone(),
-        tables: 0,
     };
     let mut store = Store::new(
         &prepared.engine,

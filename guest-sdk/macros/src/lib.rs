@@ -269,7 +269,7 @@ fn dispatch(
 
 fn expand_call(input: StashInput, at: Position) -> syn::Result<TokenStream2> {
     let span = input.expr.span();
-    let (callee_text, callee_name, args, receiver) = match &input.expr {
+    let (callee_text, callee_name, args) = match &input.expr {
         Expr::Call(call) => {
             let Expr::Path(path) = &*call.func else {
                 return Err(syn::Error::new_spanned(
@@ -284,11 +284,11 @@ fn expand_call(input: StashInput, at: Position) -> syn::Result<TokenStream2> {
                 .last()
                 .map(|s| s.ident.to_string())
                 .unwrap_or_default();
-            (text, last, &call.args, None)
+            (text, last, &call.args)
         }
         Expr::MethodCall(call) => {
             let name = call.method.to_string();
-            (name.clone(), name, &call.args, Some(&call.receiver))
+            (name.clone(), name, &call.args)
         }
         other => {
             return Err(syn::Error::new_spanned(
@@ -359,7 +359,6 @@ fn expand_call(input: StashInput, at: Position) -> syn::Result<TokenStream2> {
                 .as_ref()
                 .map(|t| t.to_token_stream().to_string().replace(' ', ""))
                 .unwrap_or_default();
-            let _ = receiver;
             (
                 quote!(),
                 quote!(::devstash::__rt::method_key(

@@ -48,7 +48,7 @@ enum PackState {
 }
 
 /// Entry files larger than this are streamed (see `store::stream`) rather than read whole.
-const STREAM_OVER: u64 = 1 << 20;
+pub const STREAM_OVER: u64 = 1 << 20;
 
 /// Entries as files in one directory.
 pub struct DiskTier {
@@ -147,13 +147,30 @@ pub fn open_regular(dir: &Dir, name: &str) -> std::io::Result<cap_std::fs::File>
     #[cfg(unix)]
     cap_std::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
     let file = dir.open_with(name, &opts)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::new(
+    regular(file.metadata()?.is_file())?;
+    Ok(file)
+}
+
+/// [`open_regular`] for a path given by the user (a tape, a file to inspect).
+pub fn open_regular_path(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+    let file = opts.open(path)?;
+    regular(file.metadata()?.is_file())?;
+    Ok(file)
+}
+
+fn regular(is_file: bool) -> std::io::Result<()> {
+    if is_file {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
             ErrorKind::InvalidData,
             "not a regular file",
-        ));
+        ))
     }
-    Ok(file)
 }
 
 /// Whether `contents` is a `CACHEDIR.TAG` that devstash wrote: the convention's signature line

@@ -59,7 +59,6 @@ pub const LEGACY_MODULES_DIR: &str = "modules";
 pub struct CacheDir {
     path: PathBuf,
     dir: Dir,
-    modules_dir: &'static str,
     signer: Signer,
 }
 
@@ -199,8 +198,8 @@ pub fn verify_file(
 
 /// How much of a file is read first: enough for any header devstash writes.
 const HEAD_READ: usize = crate::store::stream::HEAD;
-/// Files larger than this are verified by streaming.
-const STREAM_FROM: u64 = 1 << 20;
+/// Files larger than this are verified by streaming, as a run reads them.
+const STREAM_FROM: u64 = super::disk::STREAM_OVER;
 
 /// The JSON header on the second line, parsed without checking anything.
 fn unverified_header(bytes: &[u8]) -> Option<Header> {
@@ -285,7 +284,6 @@ impl CacheDir {
             Ok(dir) => Ok(Some(CacheDir {
                 path: path.to_path_buf(),
                 dir,
-                modules_dir: LEGACY_MODULES_DIR,
                 signer: signer.clone(),
             })),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -332,7 +330,7 @@ impl CacheDir {
             };
             if meta.file_type().is_symlink() {
                 scan.symlinks.push(name);
-            } else if meta.is_dir() && name == self.modules_dir {
+            } else if meta.is_dir() && name == LEGACY_MODULES_DIR {
                 self.scan_modules(now, &mut scan)?;
             } else if meta.is_dir() && name == TAPES_DIR {
                 self.scan_tapes(&mut scan)?;
@@ -372,7 +370,7 @@ impl CacheDir {
                 continue;
             };
             if meta.file_type().is_symlink() {
-                scan.symlinks.push(format!("{}/{name}", self.modules_dir));
+                scan.symlinks.push(format!("{}/{name}", LEGACY_MODULES_DIR));
             } else if meta.is_file() && is_compiled_name(&name) {
                 scan.modules.push(KeptFile {
                     place: Place::Modules,
@@ -417,7 +415,7 @@ impl CacheDir {
     /// The modules folder, unless it is missing or is not a real directory (a link to elsewhere
     /// is never entered).
     fn modules(&self) -> Result<Option<Dir>> {
-        self.subdir(self.modules_dir)
+        self.subdir(LEGACY_MODULES_DIR)
     }
 
     /// A folder of the cache directory, unless it is missing or is not a real directory.

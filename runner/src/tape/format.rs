@@ -26,8 +26,10 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::store::disk::open_regular_path;
+
 /// The first bytes of every tape file; `devstash inspect` uses them to tell a tape from an entry.
-pub const TAPE_MAGIC: &[u8] = b"devstash-tape";
+pub const TAPE_MAGIC: &[u8] = crate::store::listing::TAPE_START;
 
 /// Version of the tape format written by this runner.
 pub const FORMAT_VERSION: u32 = 1;
@@ -452,18 +454,8 @@ impl Tape {
     /// or flood the reader) of at most [`MAX_TAPE_FILE`] bytes.
     pub fn read(path: &Path) -> Result<Tape> {
         let cannot = || format!("cannot read tape {}", path.display());
-        let mut opts = std::fs::OpenOptions::new();
-        opts.read(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
-        let file = opts.open(path).with_context(cannot)?;
+        let file = open_regular_path(path).with_context(cannot)?;
         let meta = file.metadata().with_context(cannot)?;
-        if !meta.is_file() {
-            bail!(
-                "cannot use tape {}: it is not a regular file",
-                path.display()
-            );
-        }
         if meta.len() > MAX_TAPE_FILE {
             bail!(
                 "cannot use tape {}: it is {} bytes, more than a recording writes",
