@@ -58,28 +58,28 @@ impl<T> std::fmt::Debug for Secret<T> {
 impl<T: Serialize> Serialize for Secret<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let bytes = crate::key::encode(&self.0).map_err(serde::ser::Error::custom)?;
-        let hash = hash(&bytes);
+        let hash = hash(&bytes).map_err(serde::ser::Error::custom)?;
         serializer.serialize_newtype_struct("devstash::Secret", serde_bytes::Bytes::new(&hash))
     }
 }
 
 #[cfg(target_arch = "wasm32")]
-fn hash(bytes: &[u8]) -> [u8; 32] {
+fn hash(bytes: &[u8]) -> Result<[u8; 32], &'static str> {
     let mut out = [0u8; 32];
     // SAFETY: both buffers are alive for the call, and `out` has room for 32 bytes.
     let status = unsafe { crate::abi::secret_hash(bytes.as_ptr(), bytes.len(), out.as_mut_ptr()) };
+    // The runner answers or traps; should it ever refuse, the key cannot be made (the call runs
+    // uncached) rather than different secrets sharing one.
     if status < 0 {
-        // The runner always answers; if it ever could not, a hash of a fixed value keeps the
-        // secret out of everything, at the price of shared keys for different secrets.
-        return *blake3::hash(b"devstash: no secret hash").as_bytes();
+        return Err("the runner gave no hash for a devstash::Secret");
     }
-    out
+    Ok(out)
 }
 
 /// Natively the markers are plain calls and nothing is stored: any hash will do.
 #[cfg(not(target_arch = "wasm32"))]
-fn hash(bytes: &[u8]) -> [u8; 32] {
-    blake3::derive_key("devstash native secret", bytes)
+fn hash(bytes: &[u8]) -> Result<[u8; 32], &'static str> {
+    Ok(blake3::derive_key("devstash native secret", bytes))
 }
 
 #[cfg(test)]
