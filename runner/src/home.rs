@@ -41,6 +41,10 @@ pub struct Keys {
     pub modules: [u8; 32],
     /// Hashes secrets a guest puts in its keys (`secret_hash`).
     pub secrets: [u8; 32],
+    /// Hashes secret header values in stored responses' keys. Apart from [`Keys::secrets`]: a
+    /// guest can have any bytes hashed with that one, and must not be able to test guesses of a
+    /// header against a stored response's key.
+    pub headers: [u8; 32],
     /// Names the key without revealing it (16 hex digits), so that an entry signed by another
     /// user or machine can be told apart from a damaged one.
     pub id: String,
@@ -60,6 +64,7 @@ impl Keys {
             entries: blake3::derive_key("devstash 2026-11 entry signatures", master),
             modules: blake3::derive_key("devstash 2026-11 compiled module signatures", master),
             secrets: blake3::derive_key("devstash 2026-11 secret hashes", master),
+            headers: blake3::derive_key("devstash 2026-11 secret header hashes", master),
             id: crate::host::hex(&id[..8]),
         }
     }
@@ -353,6 +358,30 @@ mod tests {
             .unwrap();
         let e = Home::open_at(&path).err().unwrap().to_string();
         assert!(e.contains("is not a devstash key"), "{e}");
+    }
+
+    #[test]
+    fn a_guests_secret_hashes_never_equal_a_secret_headers_hash() {
+        use crate::host::{Policy, StashHost};
+        use crate::net::NetPolicy;
+        use crate::store::disk::DiskTier;
+        use crate::store::entry::test_signer;
+        // A guest may ask for the keyed hash of any bytes; if that were the hash a stored
+        // response's key holds for a secret header, a guest that can read the cache could test
+        // guesses of a weak token against it offline.
+        let tmp = tempfile::tempdir().unwrap();
+        let keys = Keys::derive(&[7; 32]);
+        let mut host = StashHost::new(
+            Box::new(DiskTier::new(tmp.path(), test_signer())),
+            Policy::default(),
+        )
+        .with_secret_keys(keys.secrets, keys.headers)
+        .with_net(NetPolicy::default());
+        let guest = host.secret_hash(b"Bearer hunter2").unwrap();
+        let header = *blake3::keyed_hash(&host.net_secret_key(), b"Bearer hunter2").as_bytes();
+        assert_ne!(guest, header);
+        // The header key survives a later policy, and is the user's, not a default.
+        assert_eq!(host.net_secret_key(), keys.headers);
     }
 
     #[test]

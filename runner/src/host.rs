@@ -353,11 +353,12 @@ impl StashHost {
         }
     }
 
-    /// Sets the key of `secret_hash` and of the secret headers in stored responses' keys
-    /// (derived from the user's key: see `home::Keys`).
-    pub fn with_secret_key(mut self, key: [u8; 32]) -> StashHost {
-        self.secret_key = key;
-        self.net.secret_key = key;
+    /// Sets the keys secrets are hashed with: `guest` for `secret_hash`, `headers` for secret
+    /// header values in stored responses' keys (two keys derived from the user's, see
+    /// `home::Keys`).
+    pub fn with_secret_keys(mut self, guest: [u8; 32], headers: [u8; 32]) -> StashHost {
+        self.secret_key = guest;
+        self.net.secret_key = headers;
         self
     }
 
@@ -398,7 +399,7 @@ impl StashHost {
     /// Sets what the guest may reach over HTTP (nothing by default).
     pub fn with_net(mut self, net: NetPolicy) -> StashHost {
         self.net = NetPolicy {
-            secret_key: self.secret_key,
+            secret_key: self.net.secret_key,
             ..net
         };
         self
@@ -672,8 +673,14 @@ impl StashHost {
         Ok(())
     }
 
+    /// The key secret header values are hashed with in stored responses' keys.
+    #[cfg(test)]
+    pub(crate) fn net_secret_key(&self) -> [u8; 32] {
+        self.net.secret_key
+    }
+
     /// The keyed hash of a secret the guest hands over (see `secret_hash`).
-    fn secret_hash(&mut self, secret: &[u8]) -> Result<[u8; 32]> {
+    pub(crate) fn secret_hash(&mut self, secret: &[u8]) -> Result<[u8; 32]> {
         let hash = *blake3::keyed_hash(&self.secret_key, secret).as_bytes();
         match self.hook.as_mut() {
             Some(hook) => hook.secret(hash),

@@ -26,7 +26,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<i32> {
     let prepared = runtime::prepare(module, &limits, Some(&modules))?;
     let stash = StashHost::new(Box::new(tier), args.cache.policy(&args.net)?)
         .with_net(args.net.policy()?)
-        .with_secret_key(home.keys().secrets)
+        .with_secret_keys(home.keys().secrets, home.keys().headers)
         .with_writer(prepared.hash)
         .with_budget(Arc::new(Budget::new(limits.max_memory)));
     let outcome = runtime::execute(&prepared, wasi, stash)?;

@@ -186,7 +186,7 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
         .stderr(TeeOutput::new(Stream::Stderr, tty[2], recorder.clone()));
     let stash = StashHost::new(Box::new(tier), args.cache.policy(&args.net)?)
         .with_net(args.net.policy()?)
-        .with_secret_key(home.keys().secrets)
+        .with_secret_keys(home.keys().secrets, home.keys().headers)
         .with_writer(prepared.hash)
         .with_budget(budget)
         .with_hook(Box::new(RecordHook(recorder.clone())));
