@@ -397,10 +397,9 @@ impl Prepared {
 
 /// `%40` -> `@`, as a URL's user and password are written.
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A response as it is stored: without `Set-Cookie` (a secret the server handed out).
@@ -517,6 +516,23 @@ mod tests {
         // No guest site key can equal a response key.
         let guest = devstash_protocol::entry_key(&r.site(), KEY_VERSION, "", b"");
         assert_ne!(guest, r.key(&p));
+        // Every character a password may hold comes through as written.
+        let odd = Prepared::new(HttpRequest {
+            method: "GET".into(),
+            url: "http://u:p&s%3Ds+1@127.0.0.1/".into(),
+            headers: vec![],
+            body: vec![],
+            timeout_ms: None,
+            cache: None,
+        })
+        .unwrap();
+        let auth = odd
+            .request
+            .headers
+            .iter()
+            .find(|(k, _)| k == "Authorization");
+        // base64 of `u:p&s=s+1`
+        assert_eq!(auth.map(|(_, v)| v.as_str()), Some("Basic dTpwJnM9cysx"));
     }
 
     #[test]
