@@ -1531,6 +1531,32 @@ fn recording_1024_nested_pending_calls_printing_1mib_each_is_bounded() {
 }
 
 #[test]
+fn a_recording_stopped_by_max_memory_exits_124_and_writes_no_tape() {
+    // The value is taken whole by the recorder, which has no room for it under the limit: the
+    // guest stops as at any other limit, with the flag named, and no tape is left.
+    let probe = guest("probe");
+    let sb = Sandbox::new();
+    let tape = sb.path().join("big.tape");
+    let mut cmd = sb.cmd();
+    cmd.args([
+        "record",
+        "--max-memory",
+        "48MiB",
+        "-o",
+        s(&tape),
+        s(&probe),
+        "big",
+        "16000000",
+    ]);
+    let r = bounded(cmd, DEADLINE);
+    r.assert_sane();
+    r.assert_code(124);
+    assert!(r.stderr.contains("--max-memory"), "{r:?}");
+    assert!(r.stderr.contains("no tape was written"), "{r:?}");
+    assert!(!tape.exists());
+}
+
+#[test]
 fn table_grow_of_200_million_elements_counts_against_max_memory() {
     let sb = Sandbox::new();
     let wat = r#"(module

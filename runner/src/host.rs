@@ -83,7 +83,7 @@ pub struct Budget {
 
 /// The error a guest stops with when it, or what the host holds for it, would pass
 /// `--max-memory`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OverBudget {
     /// What the memory was wanted for.
     pub what: String,

@@ -207,8 +207,10 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
         },
     };
     let mut recorder = lock(&recorder);
-    if let Some(why) = &recorder.full {
-        bail!("no tape was written: {why}");
+    if recorder.full.is_some() {
+        // Stopped at a limit, which `finish` has named: the exit code of every limit.
+        say("devstash: no tape was written");
+        return Ok(exit::LIMIT);
     }
     let counts = recorder.counts;
     let (body, events) = recorder.finish(exit_record);

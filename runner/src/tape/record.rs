@@ -50,6 +50,34 @@ impl std::fmt::Display for TapeFull {
 
 impl std::error::Error for TapeFull {}
 
+/// Why a recording stopped growing: the error the guest is stopped with, kept as it is so that
+/// every later call stops it the same way (exit 124, the limit named).
+#[derive(Debug, Clone)]
+pub enum Stop {
+    /// It passed [`MAX_TAPE`].
+    Full,
+    /// It passed `--max-memory`.
+    Memory(OverBudget),
+}
+
+impl Stop {
+    fn error(&self) -> wasmtime::Error {
+        match self {
+            Stop::Full => wasmtime::Error::new(TapeFull),
+            Stop::Memory(e) => wasmtime::Error::new(e.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Full => TapeFull.fmt(f),
+            Stop::Memory(e) => e.fmt(f),
+        }
+    }
+}
+
 /// A marked call that is running (it missed), with what it has read and written so far.
 struct Frame {
     ticket: u64,
@@ -93,7 +121,7 @@ pub struct Recorder {
     /// Bytes charged to the budget so far.
     charged: u64,
     /// Why the recording stopped growing, once it has.
-    pub full: Option<String>,
+    pub full: Option<Stop>,
     /// What was recorded, for the closing line.
     pub counts: RecordCounts,
 }
@@ -122,23 +150,21 @@ impl Recorder {
     /// Counts `n` more bytes held by the recording; an error (kept in [`Recorder::full`]) once
     /// it would pass [`MAX_TAPE`] or the memory budget. Nothing is recorded past that point.
     fn charge(&mut self, n: u64) -> wasmtime::Result<()> {
-        if let Some(why) = &self.full {
-            return Err(wasmtime::format_err!("{why}"));
-        }
-        if self.charged.saturating_add(n) > MAX_TAPE {
-            self.full = Some(TapeFull.to_string());
-            return Err(wasmtime::Error::new(TapeFull));
-        }
-        match self.budget.charge("the tape being recorded", n) {
-            Ok(()) => {
-                self.charged += n;
-                Ok(())
+        self.check()?;
+        let stop = if self.charged.saturating_add(n) > MAX_TAPE {
+            Stop::Full
+        } else {
+            match self.budget.charge("the tape being recorded", n) {
+                Ok(()) => {
+                    self.charged += n;
+                    return Ok(());
+                }
+                Err(e) => Stop::Memory(e),
             }
-            Err(e) => {
-                self.full = Some(e.to_string());
-                Err(wasmtime::Error::new::<OverBudget>(e))
-            }
-        }
+        };
+        let e = stop.error();
+        self.full = Some(stop);
+        Err(e)
     }
 
     /// Whether `n` more bytes could be held (without taking them).
@@ -156,8 +182,7 @@ impl Recorder {
     /// An error once the recording has stopped growing: the guest is stopped.
     pub fn check(&self) -> wasmtime::Result<()> {
         match &self.full {
-            Some(_) if self.charged >= MAX_TAPE => Err(wasmtime::Error::new(TapeFull)),
-            Some(why) => Err(wasmtime::format_err!("{why}")),
+            Some(stop) => Err(stop.error()),
             None => Ok(()),
         }
     }
