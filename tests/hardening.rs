@@ -2092,3 +2092,50 @@ fn a_guest_cannot_store_under_the_hosts_http_sites() {
     assert!(r.stderr.contains("may not be named `http::"), "{r:?}");
     assert!(entry_names(&sb).is_empty(), "{:?}", entry_names(&sb));
 }
+
+#[test]
+fn a_guest_cannot_point_the_cache_or_its_tapes_at_another_folder() {
+    // A guest granted the project may replace `.devstash_cache` (or its `tapes/`) with a link
+    // to any folder of the user's; devstash must not then write there.
+    let probe = guest("probe");
+    let sb = Sandbox::new();
+    let outside = tempfile::tempdir().unwrap();
+    assert_eq!(sb.path().parent(), outside.path().parent());
+    let name = outside.path().file_name().unwrap().to_str().unwrap();
+    let symlink = |target: &str, link: &str| {
+        let r = ds(
+            &sb,
+            &["run", "--dir", ".", s(&probe), "symlink", target, link],
+        );
+        r.assert_code(0);
+        assert!(r.out().contains("symlink ok"), "{r:?}");
+    };
+    let nothing_outside = || {
+        let files = files_under(outside.path());
+        assert!(files.is_empty(), "written outside the grant: {files:?}");
+    };
+
+    symlink(&format!("../{name}"), ".devstash_cache");
+    let r = run(&sb, &probe, &["double", "3"]);
+    r.assert_sane();
+    assert!(r.out().contains("result 6"), "{r:?}");
+    assert!(r.stderr.contains("symbolic link"), "{r:?}");
+    nothing_outside();
+    for args in [vec!["list"], vec!["clear", "--all"]] {
+        let r = ds(&sb, &args);
+        r.assert_code(125);
+        assert!(r.stderr.contains("symbolic link"), "{r:?}");
+    }
+    let r = ds(&sb, &["record", s(&probe), "double", "3"]);
+    assert_ne!(r.code, Some(0), "{r:?}");
+    nothing_outside();
+
+    // A real cache, whose `tapes/` the guest turns into a link.
+    std::fs::remove_file(sb.cache()).unwrap();
+    run(&sb, &probe, &["double", "3"]).assert_code(0);
+    symlink(&format!("../../{name}"), ".devstash_cache/tapes");
+    let r = ds(&sb, &["record", s(&probe), "double", "3"]);
+    r.assert_sane();
+    assert_ne!(r.code, Some(0), "{r:?}");
+    nothing_outside();
+}

@@ -9,7 +9,6 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use super::pack::{self, Pack};
@@ -105,7 +104,7 @@ impl DiskTier {
     fn with_dir<T>(&self, create: bool, f: impl FnOnce(&Dir) -> T) -> anyhow::Result<Option<T>> {
         let mut slot = self.dir.borrow_mut();
         if slot.is_none() {
-            match Dir::open_ambient_dir(&self.path, ambient_authority()) {
+            match open_cache_dir(&self.path) {
                 Ok(d) => *slot = Some(d),
                 Err(e) if e.kind() == ErrorKind::NotFound && create => {
                     *slot = Some(create_cache_dir(&self.path)?);
@@ -122,11 +121,41 @@ impl DiskTier {
     }
 }
 
+/// Opens the cache directory at `path`, refusing a symbolic link in its place (its parents are
+/// followed: the user chose them). A program granted the folder that holds the cache can replace
+/// the cache with a link to any folder of the user's, and devstash, which is not confined to the
+/// grant, would then write its entries and tapes there.
+pub fn open_cache_dir(path: &Path) -> std::io::Result<Dir> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut opts,
+        libc::O_DIRECTORY | libc::O_NOFOLLOW,
+    );
+    match opts.open(path) {
+        Ok(file) if file.metadata()?.is_dir() => Ok(Dir::from_std_file(file)),
+        Ok(_) => Err(std::io::Error::new(
+            ErrorKind::NotADirectory,
+            "not a directory",
+        )),
+        Err(_) if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) => {
+            Err(std::io::Error::new(
+                ErrorKind::InvalidInput,
+                "it is a symbolic link, which devstash does not follow for its cache: a \
+                 program granted the folder around it could point it anywhere; pass the real \
+                 folder with --cache-dir, or remove the link",
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates a cache directory with its tag.
 pub fn create_cache_dir(path: &Path) -> anyhow::Result<Dir> {
     std::fs::create_dir_all(path)
         .with_context(|| format!("cannot create cache directory {}", path.display()))?;
-    let dir = Dir::open_ambient_dir(path, ambient_authority())
+    let dir = open_cache_dir(path)
         .with_context(|| format!("cannot open cache directory {}", path.display()))?;
     if !dir.exists(CACHEDIR_TAG) {
         // Best effort: the tag is a courtesy to other tools and a sign for `clear`, and the
@@ -478,7 +507,12 @@ impl Tier for DiskTier {
         let (lookup, ino) = match self.with_dir(false, |d| read_file(d, at, &self.signer)) {
             Ok(None) => (Lookup::Missing, 0),
             Ok(Some(found)) => found,
-            Err(e) => (Lookup::Corrupt(format!("{e:#}")), 0),
+            // Nothing can be read from a cache that cannot be opened; the store that follows
+            // the miss says why, once.
+            Err(e) => {
+                tracing::debug!("{e:#}");
+                (Lookup::Missing, 0)
+            }
         };
         if let Lookup::Found(Found {
             value: Value::Entry(entry),

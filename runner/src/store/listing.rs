@@ -23,11 +23,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
-use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use super::ReadError;
-use super::disk::{CACHEDIR_TAG, is_dead_temp, is_devstash_tag, open_regular};
+use super::disk::{CACHEDIR_TAG, is_dead_temp, is_devstash_tag, open_cache_dir, open_regular};
 use super::entry::{Entry, Header};
 use super::names::is_entry_name;
 use super::pack::PACK_NAME;
@@ -280,7 +279,7 @@ impl CacheDir {
     /// Opens the cache directory at `path`, whose entries verify under `signer`; `Ok(None)`
     /// when it does not exist.
     pub fn open(path: &Path, signer: &Signer) -> Result<Option<CacheDir>> {
-        match Dir::open_ambient_dir(path, ambient_authority()) {
+        match open_cache_dir(path) {
             Ok(dir) => Ok(Some(CacheDir {
                 path: path.to_path_buf(),
                 dir,

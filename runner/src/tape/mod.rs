@@ -41,7 +41,9 @@ use crate::net::NetPolicy;
 use crate::output::{self, human_size, plural, say};
 use crate::runtime::{self, Exit};
 use crate::sandbox::{EnvVar, Sandbox};
-use crate::store::disk::{DiskTier, create_cache_dir, remove_dead_temps, write_via_temp};
+use crate::store::disk::{
+    DiskTier, create_cache_dir, open_cache_dir, remove_dead_temps, write_via_temp,
+};
 use crate::store::names::sanitize;
 use crate::store::{EntryRef, Header, Lookup, Tier};
 
@@ -449,19 +451,23 @@ fn write_tape(global: &GlobalArgs, path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    if parent.starts_with(&global.cache_dir) && !global.cache_dir.exists() {
-        create_cache_dir(&global.cache_dir)?;
-    }
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create {} for the tape", parent.display()))?;
     let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         anyhow!(
             "cannot write a tape to {}: give a file name",
             path.display()
         )
     })?;
-    let dir = Dir::open_ambient_dir(&parent, ambient_authority())
-        .with_context(|| format!("cannot open {}", parent.display()))?;
+    let dir = if parent == global.cache_dir.join(TAPES_DIR) {
+        tapes_dir(&global.cache_dir)?
+    } else {
+        if parent.starts_with(&global.cache_dir) && !global.cache_dir.exists() {
+            create_cache_dir(&global.cache_dir)?;
+        }
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("cannot create {} for the tape", parent.display()))?;
+        Dir::open_ambient_dir(&parent, ambient_authority())
+            .with_context(|| format!("cannot open {}", parent.display()))?
+    };
     // Tapes that recordings killed while writing left behind.
     remove_dead_temps(&dir, TAPE_MAGIC);
     let written = write_via_temp(&dir, name, bytes, |dir, tmp| {
@@ -476,6 +482,37 @@ fn write_tape(global: &GlobalArgs, path: &Path, bytes: &[u8]) -> Result<()> {
         dir.rename(tmp, dir, name)
     });
     written.with_context(|| format!("cannot write tape {}", path.display()))
+}
+
+/// The cache's folder of tapes, made when missing. Neither the cache nor the folder is followed
+/// if it is a symbolic link (see `store::disk::open_cache_dir`): a program granted the project
+/// could otherwise have the next recording written wherever it points.
+fn tapes_dir(cache: &Path) -> Result<Dir> {
+    let shown = cache.join(TAPES_DIR);
+    let dir = match open_cache_dir(cache) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_cache_dir(cache)?,
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot open cache directory {}", cache.display()));
+        }
+    };
+    match dir.create_dir(TAPES_DIR) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", shown.display())),
+    }
+    // A link is refused by name; one swapped in after this check is still resolved inside the
+    // cache by `open_dir`, which never leaves the directory it is called on.
+    if dir.symlink_metadata(TAPES_DIR)?.is_symlink() {
+        bail!(
+            "{} is a symbolic link, which devstash does not follow for its tapes (a program \
+             granted the folder around it could point it anywhere): remove it",
+            shown.display()
+        );
+    }
+    dir.open_dir(TAPES_DIR)
+        .with_context(|| format!("cannot open {}", shown.display()))
 }
 
 /// ` N HTTP exchange(s),` for the closing line of a recording; nothing when there were none.

@@ -196,6 +196,32 @@ fn main() {
             Ok(()) => println!("write ok"),
             Err(e) => println!("write failed: {e}"),
         },
+        // `symlink TARGET LINK`: replaces LINK (a file or a folder) by a link to TARGET.
+        "symlink" => {
+            let link = arg(2);
+            let _ = std::fs::remove_dir_all(&link).or_else(|_| std::fs::remove_file(&link));
+            // `std::os::wasi::fs::symlink_path` is unstable: the WASI call itself, in the first
+            // granted folder (file descriptor 3), where LINK is taken relative to it.
+            #[link(wasm_import_module = "wasi_snapshot_preview1")]
+            unsafe extern "C" {
+                fn path_symlink(
+                    old: *const u8,
+                    old_len: usize,
+                    fd: i32,
+                    new: *const u8,
+                    new_len: usize,
+                ) -> u16;
+            }
+            let target = arg(1);
+            // SAFETY: both strings are alive for the call.
+            let errno = unsafe {
+                path_symlink(target.as_ptr(), target.len(), 3, link.as_ptr(), link.len())
+            };
+            match errno {
+                0 => println!("symlink ok"),
+                e => println!("symlink failed: errno {e}"),
+            }
+        }
         "spin" => {
             let mut x = 0u64;
             loop {
