@@ -216,6 +216,17 @@ impl Encoder {
     }
 }
 
+/// An integer: its tag, then its value as a (zigzag, for signed types) varint.
+macro_rules! integers {
+    ($($method:ident($ty:ty) => $tag:ident, $write:ident;)*) => {
+        $(fn $method(self, v: $ty) -> Result<(), Error> {
+            self.byte(tag::$tag);
+            self.$write(v.into());
+            Ok(())
+        })*
+    };
+}
+
 impl<'a> ser::Serializer for &'a mut Encoder {
     type Ok = ();
     type Error = Error;
@@ -236,55 +247,17 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         self.byte(u8::from(v));
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.byte(tag::I8);
-        self.zigzag(v.into());
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.byte(tag::I16);
-        self.zigzag(v.into());
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.byte(tag::I32);
-        self.zigzag(v.into());
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.byte(tag::I64);
-        self.zigzag(v.into());
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        self.byte(tag::I128);
-        self.zigzag(v);
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.byte(tag::U8);
-        self.varint(v.into());
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.byte(tag::U16);
-        self.varint(v.into());
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.byte(tag::U32);
-        self.varint(v.into());
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.byte(tag::U64);
-        self.varint(v.into());
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        self.byte(tag::U128);
-        self.varint(v);
-        Ok(())
+    integers! {
+        serialize_i8(i8) => I8, zigzag;
+        serialize_i16(i16) => I16, zigzag;
+        serialize_i32(i32) => I32, zigzag;
+        serialize_i64(i64) => I64, zigzag;
+        serialize_i128(i128) => I128, zigzag;
+        serialize_u8(u8) => U8, varint;
+        serialize_u16(u16) => U16, varint;
+        serialize_u32(u32) => U32, varint;
+        serialize_u64(u64) => U64, varint;
+        serialize_u128(u128) => U128, varint;
     }
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
         self.byte(tag::F32);
