@@ -100,9 +100,9 @@ fn example_replays_byte_for_byte_twenty_times() {
     let verified = sb.devstash(&["replay", "--verify", m]);
     assert_eq!(verified.code, 0, "{verified:?}");
     assert!(
-        verified
-            .stderr
-            .contains("verified: stdout, stderr and exit code match the recording"),
+        verified.stderr.contains(
+            "verified: stdout, stderr, no file written and exit code match the recording"
+        ),
         "{verified:?}"
     );
     assert!(
@@ -264,19 +264,16 @@ fn asking_for_more_than_the_tape_holds_is_a_divergence() {
     let module = guest("tapeprobe");
     let sb = Sandbox::new();
     let m = s(&module);
-    std::fs::create_dir(sb.path().join("d")).unwrap();
-    // Files are not on the tape: a flag file created after the recording makes the program
-    // ask for more than it did then.
     for kind in ["clock", "random", "call"] {
         let tape = format!("{kind}.tape");
-        let r = sb.devstash(&[
-            "record", "-q", "--dir", "d", "-o", &tape, m, "more", kind, "d/flag",
-        ]);
+        let r = sb.devstash(&["record", "-q", "-o", &tape, m, "more", kind]);
         assert_eq!(r.code, 0, "{r:?}");
     }
-    std::fs::write(sb.path().join("d/flag"), "").unwrap();
+    // Every input comes from the tape, so only a changed build asks for more than was recorded.
+    let changed = common::patched_variant(&module, sb.path());
+    let c = s(&changed);
 
-    let clock = sb.devstash(&["replay", "--dir", "d:ro", m, "clock.tape"]);
+    let clock = sb.devstash(&["replay", c, "clock.tape"]);
     assert_eq!(clock.code, 123, "{clock:?}");
     assert!(
         clock
@@ -295,7 +292,7 @@ fn asking_for_more_than_the_tape_holds_is_a_divergence() {
         "stopped at the read: {clock:?}"
     );
 
-    let random = sb.devstash(&["replay", "--dir", "d:ro", m, "random.tape"]);
+    let random = sb.devstash(&["replay", c, "random.tape"]);
     assert_eq!(random.code, 123, "{random:?}");
     assert!(
         random
@@ -309,7 +306,7 @@ fn asking_for_more_than_the_tape_holds_is_a_divergence() {
         "stopped at the read: {random:?}"
     );
 
-    let call = sb.devstash(&["replay", "--dir", "d:ro", m, "call.tape"]);
+    let call = sb.devstash(&["replay", c, "call.tape"]);
     assert_eq!(call.code, 123, "{call:?}");
     for needle in [
         "the program made a marked call that the tape cannot answer",
@@ -325,6 +322,30 @@ fn asking_for_more_than_the_tape_holds_is_a_divergence() {
         "the call did not run"
     );
     assert!(!call.stdout.contains("done"), "{call:?}");
+
+    // Reading past the recorded stdin is a divergence, not an end of file.
+    let r = with_stdin(
+        &sb,
+        &["record", "-q", "-o", "stdin.tape", m, "more", "stdin"],
+        b"abc",
+    );
+    assert_eq!(r.stdout, "stdin 3 bytes\ndone\n", "{r:?}");
+    let same = with_stdin(
+        &sb,
+        &["replay", "-q", "--verify", m, "stdin.tape"],
+        b"other input",
+    );
+    assert_eq!(same.code, 0, "{same:?}");
+    assert_eq!(same.stdout, r.stdout, "stdin comes from the tape");
+    let more = sb.devstash(&["replay", c, "stdin.tape"]);
+    assert_eq!(more.code, 123, "{more:?}");
+    for needle in [
+        "replay diverged: the program read past the stdin of the recording",
+        "call:      fd_read(fd 0 (stdin))",
+    ] {
+        assert!(more.stderr.contains(needle), "{needle:?} in {more:?}");
+    }
+    assert!(!more.stdout.contains("then"), "{more:?}");
 }
 
 #[test]
@@ -371,7 +392,7 @@ fn a_call_the_recorded_run_never_finished_is_a_divergence() {
 }
 
 #[test]
-fn files_are_granted_only_read_only_and_only_when_asked() {
+fn files_come_from_the_tape_and_nothing_is_granted_writable() {
     let module = guest("tapeprobe");
     let sb = Sandbox::new();
     let m = s(&module);
@@ -391,30 +412,16 @@ fn files_are_granted_only_read_only_and_only_when_asked() {
         "data/f.txt",
     ]);
     assert_eq!(read.stdout, "read \"inside\"\n", "{read:?}");
+    // The file is on the tape: changed or gone, the replay reads what the recording read.
+    std::fs::write(sb.path().join("data/f.txt"), "changed\n").unwrap();
+    let replayed = sb.devstash(&["replay", "-q", "--verify", m, "read.tape"]);
+    assert_eq!(replayed.code, 0, "{replayed:?}");
+    assert_eq!(replayed.stdout, read.stdout);
+    std::fs::remove_dir_all(sb.path().join("data")).unwrap();
+    let replayed = sb.devstash(&["replay", "-q", "--verify", m, "read.tape"]);
+    assert_eq!(replayed.code, 0, "{replayed:?}");
 
-    // Not granted unless asked for, even though the recording had it.
-    let ungranted = sb.devstash(&["replay", "-q", "--verify", m, "read.tape"]);
-    assert_eq!(ungranted.code, 122, "{ungranted:?}");
-    assert!(
-        ungranted.stdout.starts_with("cannot read data/f.txt"),
-        "{ungranted:?}"
-    );
-    assert!(
-        ungranted.stderr.contains("-read \"inside\""),
-        "{ungranted:?}"
-    );
-
-    let granted = sb.devstash(&[
-        "replay",
-        "-q",
-        "--verify",
-        "--dir",
-        "data:ro",
-        m,
-        "read.tape",
-    ]);
-    assert_eq!(granted.code, 0, "{granted:?}");
-
+    std::fs::create_dir(sb.path().join("data")).unwrap();
     let writable = sb.devstash(&["replay", "--dir", "data", m, "read.tape"]);
     assert_eq!(writable.code, 125, "{writable:?}");
     assert!(
@@ -422,7 +429,7 @@ fn files_are_granted_only_read_only_and_only_when_asked() {
         "{writable:?}"
     );
 
-    // Writing inside a read-only grant fails; so does reaching outside it.
+    // A write replays without touching the host: the recorded one made the file.
     let write = sb.devstash(&[
         "record",
         "-q",
@@ -436,21 +443,22 @@ fn files_are_granted_only_read_only_and_only_when_asked() {
     ]);
     assert_eq!(write.stdout, "wrote data/new.txt\n", "{write:?}");
     std::fs::remove_file(sb.path().join("data/new.txt")).unwrap();
-    let replayed = sb.devstash(&["replay", "-q", "--dir", "data:ro", m, "write.tape"]);
-    assert!(
-        replayed.stdout.starts_with("cannot write data/new.txt"),
-        "{replayed:?}"
-    );
+    let replayed = sb.devstash(&["replay", "-q", "--verify", m, "write.tape"]);
+    assert_eq!(replayed.code, 0, "{replayed:?}");
+    assert_eq!(replayed.stdout, write.stdout);
     assert!(!sb.path().join("data/new.txt").exists());
 
+    // What the recording could not reach, the replay cannot either: the same errors.
     for path in ["data/../outside.txt", "../outside.txt", "/etc/passwd"] {
         let tape = "escape.tape";
-        sb.devstash(&["record", "-q", "--dir", "data", "-o", tape, m, "open", path]);
-        let r = sb.devstash(&["replay", "-q", "--dir", "data:ro", m, tape]);
+        let recorded = sb.devstash(&["record", "-q", "--dir", "data", "-o", tape, m, "open", path]);
         assert!(
-            r.stdout.starts_with(&format!("cannot read {path}")),
-            "{path}: {r:?}"
+            recorded.stdout.starts_with(&format!("cannot read {path}")),
+            "{path}: {recorded:?}"
         );
+        let r = sb.devstash(&["replay", "-q", "--verify", m, tape]);
+        assert_eq!(r.code, 0, "{path}: {r:?}");
+        assert_eq!(r.stdout, recorded.stdout, "{path}");
     }
 }
 
@@ -715,5 +723,190 @@ fn tapes_that_name_their_module_by_blake3_still_replay() {
         assert_eq!(r.code, 0, "{r:?}");
         assert_eq!(r.stdout, recorded.stdout);
         assert_eq!(r.stderr.contains("with a changed module"), changed, "{r:?}");
+    }
+}
+
+#[test]
+fn large_inputs_can_stay_off_the_tape_and_are_checked_by_hash() {
+    // `probe read PATH` prints only the size it read.
+    let module = guest("probe");
+    let sb = Sandbox::new();
+    let m = s(&module);
+    let data = sb.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let text: String = (0..20_000).map(|i| format!("row {i}\n")).collect();
+    std::fs::write(data.join("big.csv"), &text).unwrap();
+
+    let writable = sb.devstash(&[
+        "record",
+        "--dir",
+        "data::/data",
+        "--by-hash",
+        "/data",
+        "-o",
+        "t.tape",
+        m,
+        "read",
+        "/data/big.csv",
+    ]);
+    assert_eq!(writable.code, 125, "{writable:?}");
+    assert!(
+        writable.stderr.contains("--dir data::/data:ro"),
+        "{writable:?}"
+    );
+
+    let recorded = sb.devstash(&[
+        "record",
+        "-q",
+        "--dir",
+        "data::/data:ro",
+        "--by-hash",
+        "/data",
+        "-o",
+        "t.tape",
+        m,
+        "read",
+        "/data/big.csv",
+    ]);
+    assert_eq!(recorded.code, 0, "{recorded:?}");
+    assert_eq!(
+        recorded.stdout,
+        format!("read {} bytes\n", text.len()),
+        "{recorded:?}"
+    );
+    let tape = sb.path().join("t.tape");
+    let size = std::fs::metadata(&tape).unwrap().len();
+    assert!(
+        size < text.len() as u64 / 10,
+        "the file is on the tape: {size} bytes for {}",
+        text.len()
+    );
+    let inspected = sb.devstash(&["inspect", "t.tape"]);
+    assert!(
+        inspected.stdout.contains("/data/big.csv: ") && inspected.stdout.contains("by hash"),
+        "{inspected:?}"
+    );
+
+    // Not granted: the replay says what to grant, before the program runs.
+    let ungranted = sb.devstash(&["replay", m, "t.tape"]);
+    assert_eq!(ungranted.code, 125, "{ungranted:?}");
+    assert!(
+        ungranted.stderr.contains("/data/big.csv")
+            && ungranted.stderr.contains("--dir HOST::/data:ro"),
+        "{ungranted:?}"
+    );
+    assert!(ungranted.stdout.is_empty());
+
+    // The same file in another folder replays; a changed one is refused.
+    let elsewhere = sb.path().join("copy");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::copy(data.join("big.csv"), elsewhere.join("big.csv")).unwrap();
+    std::fs::remove_dir_all(&data).unwrap();
+    let replayed = sb.devstash(&[
+        "replay",
+        "-q",
+        "--verify",
+        "--dir",
+        "copy::/data:ro",
+        m,
+        "t.tape",
+    ]);
+    assert_eq!(replayed.code, 0, "{replayed:?}");
+    assert_eq!(replayed.stdout, recorded.stdout);
+    std::fs::write(
+        elsewhere.join("big.csv"),
+        text.replace("row 7\n", "row 8\n"),
+    )
+    .unwrap();
+    let changed = sb.devstash(&["replay", "--dir", "copy::/data:ro", m, "t.tape"]);
+    assert_eq!(changed.code, 125, "{changed:?}");
+    assert!(
+        changed
+            .stderr
+            .contains("is not the file the recording read as /data/big.csv"),
+        "{changed:?}"
+    );
+    assert!(changed.stdout.is_empty());
+}
+
+#[test]
+fn inspect_lists_the_calls_the_files_and_the_environment() {
+    let module = guest("tapeprobe");
+    let sb = Sandbox::new();
+    let m = s(&module);
+    std::fs::create_dir(sb.path().join("data")).unwrap();
+    let r = sb.devstash(&[
+        "record",
+        "-q",
+        "--dir",
+        "data::/work",
+        "--env",
+        "LANG=C",
+        "--env",
+        "API_TOKEN=t0k3n",
+        "-o",
+        "t.tape",
+        m,
+        "write",
+        "/work/new.txt",
+    ]);
+    assert_eq!(r.stdout, "wrote /work/new.txt\n", "{r:?}");
+
+    let json = sb.devstash(&["inspect", "--json", "t.tape"]);
+    assert_eq!(json.code, 0, "{json:?}");
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        v["argv"],
+        serde_json::json!(["tapeprobe.wasm", "write", "/work/new.txt"])
+    );
+    assert_eq!(
+        v["env"],
+        serde_json::json!([
+            {"name": "LANG", "redacted": false},
+            {"name": "API_TOKEN", "redacted": true}
+        ])
+    );
+    let calls: Vec<String> = v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} -> {}",
+                c["call"].as_str().unwrap(),
+                c["result"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("path_open(fd 3 (/work), ")
+                && c.contains("\"new.txt\"")
+                && c.ends_with("-> ok")),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c == "fd_write(fd 4 (/work/new.txt)) -> ok"),
+        "{calls:?}"
+    );
+    let files = v["files"].as_array().unwrap();
+    let new = files
+        .iter()
+        .find(|f| f["path"] == "/work/new.txt")
+        .unwrap_or_else(|| panic!("{files:?}"));
+    assert_eq!(new["written"], 7, "{new}");
+    assert!(!json.stdout.contains("t0k3n"));
+
+    let text = sb.devstash(&["inspect", "t.tape"]);
+    for needle in [
+        "env        LANG, API_TOKEN (redacted)",
+        "/work/new.txt: path_open fd_write fd_close; wrote 7 B",
+        "wasi calls: ",
+        "calls (in order):",
+    ] {
+        assert!(text.stdout.contains(needle), "{needle:?} in {text:?}");
     }
 }

@@ -25,7 +25,7 @@ fn replay_matches(sb: &Sandbox, module: &str, tape: &str, recorded: &Run) {
     assert!(
         verified
             .stderr
-            .contains("verified: stdout, stderr and exit code match"),
+            .contains("verified: stdout, stderr, no file written and exit code match"),
         "{verified:?}"
     );
 }
@@ -206,30 +206,26 @@ fn a_request_the_tape_does_not_hold_is_a_divergence() {
     let module = guest("tapeprobe");
     let m = s(&module);
     let sb = Sandbox::new();
-    std::fs::create_dir(sb.path().join("d")).unwrap();
     let server = Server::start();
     let url = server.url("/count");
     let recorded = sb.devstash(&[
         "record",
         "-q",
-        "--dir",
-        "d",
         "-o",
         "t.tape",
         &server.allow(),
         m,
         "more",
         "http",
-        "d/flag",
         &url,
     ]);
     assert_eq!(
         recorded.stdout, "http 200 request 1\ndone\n",
         "{recorded:?}"
     );
-    // Files are not on the tape: with the flag, the program asks for `URL?extra` instead.
-    std::fs::write(sb.path().join("d/flag"), "").unwrap();
-    let replayed = sb.devstash(&["replay", "--dir", "d:ro", m, "t.tape"]);
+    // The changed build asks for `URL?extra` instead.
+    let changed = common::patched_variant(&module, sb.path());
+    let replayed = sb.devstash(&["replay", s(&changed), "t.tape"]);
     assert_eq!(replayed.code, 123, "{replayed:?}");
     for needle in [
         "replay diverged: the program made an HTTP request that the tape holds no exchange for",
@@ -249,4 +245,101 @@ fn a_request_the_tape_does_not_hold_is_a_divergence() {
     );
     assert!(!replayed.stdout.contains("done"), "stopped at the request");
     assert_eq!(server.count(), 1, "the replay reached the server");
+}
+
+#[test]
+fn redacted_variables_and_headers_replay_and_their_values_are_checked() {
+    let module = guest("tapeprobe");
+    let m = s(&module);
+    let sb = Sandbox::new();
+    let server = Server::start();
+    let url = server.url("/count");
+    const TOKEN: &str = "TEAMTOKEN-4711";
+    let recorded = sb.devstash(&[
+        "record",
+        "-q",
+        "-o",
+        "t.tape",
+        &server.allow(),
+        "--redact-header",
+        "X-Team-Token",
+        "--redact-env",
+        "TEAM_NOTE",
+        "--env",
+        &format!("TEAM_NOTE={TOKEN}"),
+        m,
+        "token",
+        "TEAM_NOTE",
+        &url,
+    ]);
+    assert_eq!(
+        recorded.stdout, "token of 14 bytes\nhttp 200 request 1\n",
+        "{recorded:?}"
+    );
+    let tape = std::fs::read(sb.path().join("t.tape")).unwrap();
+    assert!(
+        !contains(&tape, TOKEN.as_bytes()),
+        "the value is on the tape"
+    );
+
+    // Given its value, the replay is the recording, byte for byte, and the server is not asked.
+    let given = sb.devstash(&[
+        "replay",
+        "--verify",
+        "--env",
+        &format!("TEAM_NOTE={TOKEN}"),
+        m,
+        "t.tape",
+    ]);
+    assert_eq!(given.code, 0, "{given:?}");
+    assert_eq!(given.stdout, recorded.stdout);
+    let from_host = sb
+        .cmd()
+        .env("TEAM_NOTE", TOKEN)
+        .args([
+            "replay",
+            "-q",
+            "--verify",
+            "--env",
+            "TEAM_NOTE",
+            m,
+            "t.tape",
+        ])
+        .output()
+        .unwrap();
+    assert!(from_host.status.success(), "{from_host:?}");
+
+    // A wrong value is refused before the program runs.
+    let wrong = sb.devstash(&["replay", "--env", "TEAM_NOTE=guess", m, "t.tape"]);
+    assert_eq!(wrong.code, 125, "{wrong:?}");
+    assert!(
+        wrong
+            .stderr
+            .contains("--env TEAM_NOTE: this is not the value the recording had"),
+        "{wrong:?}"
+    );
+    assert!(wrong.stdout.is_empty(), "{wrong:?}");
+    // Only redacted variables take a value.
+    let other = sb.devstash(&["replay", "--env", "PATH=/x", m, "t.tape"]);
+    assert_eq!(other.code, 125, "{other:?}");
+    assert!(
+        other.stderr.contains("takes values only for the variables"),
+        "{other:?}"
+    );
+
+    // Not given: the request still replays (the header is secret by the tape's own list), the
+    // program sees a placeholder, and the replay says which variable it needs.
+    let without = sb.devstash(&["replay", "--verify", m, "t.tape"]);
+    assert_eq!(without.code, 122, "{without:?}");
+    assert!(
+        without.stdout.ends_with("http 200 request 1\n"),
+        "{without:?}"
+    );
+    assert!(
+        without.stderr.contains("the tape keeps TEAM_NOTE redacted")
+            && without.stderr.contains("--env TEAM_NOTE"),
+        "{without:?}"
+    );
+    assert!(without.stderr.contains("-token of 14 bytes"), "{without:?}");
+    assert_eq!(server.count(), 1, "a replay reached the server");
 }

@@ -223,10 +223,26 @@ fn compiled_name(engine: &Engine, module: u128) -> String {
 /// signature verifies. Failing to use the cache is never an error: the module is compiled
 /// instead (and a compilation that does not verify is reported and replaced).
 pub fn load(engine: &Engine, file: &ModuleFile, cache: Option<&ModuleCache>) -> Result<Module> {
+    load_with(engine, file.hash, cache, || compile(engine, file))
+}
+
+/// [`load`] for a module of devstash's own, given as text (the shim tapes call WASI through).
+pub fn load_text(engine: &Engine, text: &str, cache: Option<&ModuleCache>) -> Result<Module> {
+    load_with(engine, module_hash(text.as_bytes()), cache, || {
+        Module::new(engine, text).map_err(anyhow::Error::from)
+    })
+}
+
+fn load_with(
+    engine: &Engine,
+    hash: u128,
+    cache: Option<&ModuleCache>,
+    compile: impl FnOnce() -> Result<Module>,
+) -> Result<Module> {
     let Some(cache) = cache else {
-        return compile(engine, file);
+        return compile();
     };
-    let name = compiled_name(engine, file.hash);
+    let name = compiled_name(engine, hash);
     match cache.dir.read(&name) {
         Ok(bytes) => match cache.verified(&name, &bytes) {
             // SAFETY: the bytes are a compilation this user's devstash made and signed, for this
@@ -244,7 +260,7 @@ pub fn load(engine: &Engine, file: &ModuleFile, cache: Option<&ModuleCache>) -> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => tracing::debug!("cannot read compiled module {name}: {e}"),
     }
-    let module = compile(engine, file)?;
+    let module = compile()?;
     if let Err(e) = cache.save(&name, &module) {
         tracing::debug!("could not keep the compiled module: {e:#}");
     }

@@ -263,6 +263,12 @@ pub struct RecordArgs {
     /// values that hold a password, are kept off already). Repeatable.
     #[arg(long, value_name = "NAME")]
     pub redact_env: Vec<String>,
+    /// Keep the files the program reads in this read-only granted folder (its guest path, or
+    /// its host path) off the tape: the tape holds their size and hash, and a replay reads them
+    /// from a folder granted with `--dir HOST::GUEST:ro`, checked first. For large inputs.
+    /// Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub by_hash: Vec<String>,
     /// How marked calls use the cache (as in `devstash run`).
     #[command(flatten)]
     pub cache: CacheArgs,
@@ -282,10 +288,19 @@ pub struct ReplayArgs {
     /// diff and exit with 122; when they match, exit with 0.
     #[arg(long)]
     pub verify: bool,
-    /// Grant a directory read-only (HOST[::GUEST]:ro). Files are not on the tape: grant what the
-    /// recorded run read. Nothing is granted by default, and nothing writable ever.
+    /// Grant a folder the tape reads files from by hash (`record --by-hash`), read-only:
+    /// HOST::GUEST:ro. Each file is checked against the recorded one before the replay starts.
+    /// Nothing else is read from the host: every other file is on the tape.
     #[arg(long = "dir", value_name = "HOST[::GUEST]:ro")]
     pub dirs: Vec<DirGrant>,
+    /// Give a variable whose value the tape keeps redacted its real value: NAME for the host's,
+    /// or NAME=VALUE. Checked against the recorded value's hash. Repeatable.
+    #[arg(long = "env", value_name = "NAME[=VAL]")]
+    pub env: Vec<EnvVar>,
+    /// Treat this request header as a secret too, as `record --redact-header` did (the tape
+    /// names those already). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub redact_header: Vec<String>,
     /// Limits on what the replayed guest may consume.
     #[command(flatten)]
     pub limits: LimitArgs,

@@ -45,6 +45,9 @@ pub struct Keys {
     /// guest can have any bytes hashed with that one, and must not be able to test guesses of a
     /// header against a stored response's key.
     pub headers: [u8; 32],
+    /// Hashes the values of environment variables a tape keeps redacted, so that a replay can
+    /// check a value it is given against the recorded one.
+    pub env: [u8; 32],
     /// Names the key without revealing it (16 hex digits), so that an entry signed by another
     /// user or machine can be told apart from a damaged one.
     pub id: String,
@@ -65,6 +68,7 @@ impl Keys {
             modules: blake3::derive_key("devstash 2026-11 compiled module signatures", master),
             secrets: blake3::derive_key("devstash 2026-11 secret hashes", master),
             headers: blake3::derive_key("devstash 2026-11 secret header hashes", master),
+            env: blake3::derive_key("devstash 2026-11 tape environment hashes", master),
             id: crate::host::hex(&id[..8]),
         }
     }

@@ -81,10 +81,7 @@ fn inspect_file(global: &GlobalArgs, args: &InspectArgs, path: &Path) -> Result<
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if head.starts_with(crate::tape::TAPE_MAGIC) {
-        if args.json {
-            bail!("--json is not available for tapes: drop it to see the tape's summary");
-        }
-        return crate::tape::inspect(global, path);
+        return crate::tape::inspect(global, path, args.json);
     }
     let is_module =
         head.starts_with(b"\0asm") || path.extension().is_some_and(|e| e == "wasm" || e == "wat");

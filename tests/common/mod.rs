@@ -38,6 +38,7 @@ pub fn guest(name: &str) -> PathBuf {
             "probe",
             "replay",
             "tapeprobe",
+            "fsprobe",
         ] {
             cmd.args(["-p", pkg]);
         }
@@ -218,4 +219,20 @@ impl Sandbox {
         v.sort();
         v
     }
+}
+
+/// A copy of a test guest (one with the `devstash-test-variant:0.` marker, such as tapeprobe) in
+/// `dir`, patched into its changed build: what a rebuild after an edit is to a replay.
+pub fn patched_variant(module: &Path, dir: &Path) -> PathBuf {
+    let mut bytes = std::fs::read(module).expect("the guest is built");
+    let marker = b"devstash-test-variant:0.";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the guest carries the variant marker");
+    bytes[at + marker.len() - 2] = b'1';
+    let name = module.file_stem().unwrap().to_string_lossy();
+    let out = dir.join(format!("{name}-variant.wasm"));
+    std::fs::write(&out, bytes).unwrap();
+    out
 }

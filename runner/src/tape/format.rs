@@ -1,7 +1,7 @@
 //! The tape file format.
 //!
 //! ```text
-//! devstash-tape 1 <blake3 hex of everything after this line>\n
+//! devstash-tape 2 <blake3 hex of everything after this line>\n
 //! {"module":"app.wasm","module_xxh3":"…","devstash":"0.1.0","created":"…",…}\n    <- TapeHeader, JSON
 //! <event><event>…                                                               <- postcard frames
 //! ```
@@ -20,6 +20,10 @@
 //! Values returned by marked calls are stored once each ([`Event::Value`]) and referred to by id
 //! from the [`Event::Call`]s that returned them, so a large value read back a hundred times costs
 //! its size once. So are the results of HTTP exchanges ([`Event::Http`]).
+//!
+//! Every WASI call on a descriptor is one [`Event::Sys`], in the order the program made it. The
+//! bytes such calls read or write are cut into content-defined chunks ([`Event::Chunk`]), each
+//! stored once: a file read twice, or written as it was read, costs its size once.
 
 use std::path::Path;
 
@@ -31,8 +35,10 @@ use crate::store::disk::open_regular_path;
 /// The first bytes of every tape file; `devstash inspect` uses them to tell a tape from an entry.
 pub const TAPE_MAGIC: &[u8] = crate::store::listing::TAPE_START;
 
-/// Version of the tape format written by this runner.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the tape format written by this runner. Version 2 holds every result of the
+/// WASI calls on descriptors (files, stdio, sockets), so that a replay touches no host file;
+/// a version 1 tape cannot be replayed without them.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Largest tape file read: what a recording writes at most, and room for its header.
 pub const MAX_TAPE_FILE: u64 = super::record::MAX_TAPE + (1 << 20);
@@ -78,8 +84,6 @@ pub mod kind {
     pub const MONOTONIC_CLOCK: u16 = 6;
     /// Random bytes handed to the guest.
     pub const RANDOM: u16 = 7;
-    /// Bytes the guest read from stdin.
-    pub const STDIN: u16 = 8;
     /// [`super::OutputChunk`]
     pub const OUTPUT: u16 = 9;
     /// [`super::ExitRecord`]
@@ -88,6 +92,13 @@ pub mod kind {
     pub const HTTP: u16 = 11;
     /// A secret's keyed hash handed to the guest (32 bytes).
     pub const SECRET: u16 = 12;
+    /// [`super::SysRecord`]
+    pub const SYS: u16 = 13;
+    /// A chunk of file contents (bytes read or written), stored once: [`super::SysData`]
+    /// refers to chunks by their order on the tape.
+    pub const CHUNK: u16 = 14;
+    /// [`super::RefFile`]
+    pub const REF_FILE: u16 = 15;
 }
 
 /// How the recorded run was started and what its environment looked like.
@@ -103,6 +114,84 @@ pub struct Invocation {
     pub monotonic_resolution_ns: u64,
     /// Whether stdin, stdout and stderr were terminals.
     pub tty: [bool; 3],
+    /// The variables whose values [`Invocation::env`] holds redacted, each with the keyed hash
+    /// of its value (see `home::Keys::env`): a replay given the value checks it against it.
+    pub secret_env: Vec<(String, [u8; 32])>,
+    /// Names the key of those hashes (`home::Keys::id`), so that a replay by another user can
+    /// say that it cannot check a value rather than call it wrong.
+    pub key_id: String,
+    /// Request headers named secret with `--redact-header` (lowercase): a replay keys HTTP
+    /// exchanges as the recording did.
+    pub redact_headers: Vec<String>,
+    /// The guest paths of the granted folders, in order: descriptors 3, 4, … (for naming files
+    /// in reports and `--verify` diffs).
+    pub preopens: Vec<String>,
+}
+
+/// How a WASI call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SysResult {
+    /// It returned this errno (0: success).
+    Errno(u16),
+    /// It trapped, with this message (a pointer outside memory, as WASI requires).
+    Trap(String),
+}
+
+/// The variable part of what a WASI call returned: the bytes it read into the guest's buffers,
+/// or the bytes the guest wrote to a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SysData {
+    /// Nothing (or bytes written to stdout or stderr, which [`Event::Output`] holds).
+    None,
+    /// The bytes, as chunks ([`Event::Chunk`], by their order on the tape).
+    Chunks(Vec<u32>),
+    /// Bytes read from a file kept off the tape ([`RefFile`]), at this offset; their number is
+    /// the call's result.
+    Ref {
+        /// [`RefFile::id`]
+        file: u32,
+        /// Where the read started.
+        offset: u64,
+    },
+}
+
+/// One call of a WASI preview 1 function on descriptors, and what it returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SysRecord {
+    /// The function, as numbered by `syscall::FUNCS` (numbers are never reused).
+    pub func: u16,
+    /// Its parameters that are not pointers (descriptors, flags, offsets, cookies): a replay
+    /// that calls with others has diverged.
+    pub scalars: Vec<u64>,
+    /// The paths it was given.
+    pub paths: Vec<PathBytes>,
+    /// How it ended.
+    pub result: SysResult,
+    /// Its fixed-size results, in parameter order (a descriptor, a `filestat`, a count…).
+    #[serde(with = "serde_bytes_compat")]
+    pub out: Vec<u8>,
+    /// What it read, or what was written.
+    pub data: SysData,
+}
+
+/// A path a WASI call was given, as bytes (WASI paths are not always UTF-8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathBytes(#[serde(with = "serde_bytes_compat")] pub Vec<u8>);
+
+/// A file the recorded run read that is kept off the tape (`record --by-hash DIR`): a replay
+/// reads it from a granted folder, and only if it is the same file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefFile {
+    /// Id the reads refer to.
+    pub id: u32,
+    /// The guest folder it lies in (as given to `--by-hash`).
+    pub dir: String,
+    /// Its path inside that folder.
+    pub path: String,
+    /// Its size in bytes.
+    pub len: u64,
+    /// blake3 of its contents.
+    pub hash: [u8; 32],
 }
 
 /// A marked call site, written before the first call that refers to it.
@@ -275,8 +364,6 @@ pub enum Event {
     MonotonicClock(u64),
     /// Random bytes the program received.
     Random(Vec<u8>),
-    /// Bytes the program read from stdin.
-    Stdin(Vec<u8>),
     /// Bytes the program wrote to stdout or stderr.
     Output(OutputChunk),
     /// How the run ended (always the last event).
@@ -286,6 +373,12 @@ pub enum Event {
     /// The keyed hash of a secret the guest put in a key (see `secret_hash`): a replay hands it
     /// back, so a tape replays without the secret, and the secret is not on it.
     Secret([u8; 32]),
+    /// A WASI call on descriptors and its results.
+    Sys(Box<SysRecord>),
+    /// A chunk of file contents.
+    Chunk(Vec<u8>),
+    /// A file read by hash, kept off the tape.
+    RefFile(Box<RefFile>),
     /// An event of a kind this runner does not know (from a newer devstash).
     Unknown {
         /// Its kind number.
@@ -306,11 +399,13 @@ impl Event {
             Event::WallClock(_) => kind::WALL_CLOCK,
             Event::MonotonicClock(_) => kind::MONOTONIC_CLOCK,
             Event::Random(_) => kind::RANDOM,
-            Event::Stdin(_) => kind::STDIN,
             Event::Output(_) => kind::OUTPUT,
             Event::Exit(_) => kind::EXIT,
             Event::Http(_) => kind::HTTP,
             Event::Secret(_) => kind::SECRET,
+            Event::Sys(_) => kind::SYS,
+            Event::Chunk(_) => kind::CHUNK,
+            Event::RefFile(_) => kind::REF_FILE,
             Event::Unknown { kind, .. } => *kind,
         }
     }
@@ -325,11 +420,13 @@ impl Event {
             kind::WALL_CLOCK => "wall clock",
             kind::MONOTONIC_CLOCK => "monotonic clock",
             kind::RANDOM => "random",
-            kind::STDIN => "stdin",
             kind::OUTPUT => "output",
             kind::EXIT => "exit",
             kind::HTTP => "http exchange",
             kind::SECRET => "secret hash",
+            kind::SYS => "wasi call",
+            kind::CHUNK => "file chunk",
+            kind::REF_FILE => "file by hash",
             _ => "unknown",
         }
     }
@@ -349,11 +446,13 @@ impl Event {
             Event::Call(v) => body(v, scratch),
             Event::WallClock(v) => body(v, scratch),
             Event::MonotonicClock(v) => body(v, scratch),
-            Event::Random(v) | Event::Stdin(v) => body(&serde_bytes_compat::Bytes(v), scratch),
+            Event::Random(v) | Event::Chunk(v) => body(&serde_bytes_compat::Bytes(v), scratch),
             Event::Output(v) => body(v, scratch),
             Event::Exit(v) => body(v, scratch),
             Event::Http(v) => body(v, scratch),
             Event::Secret(v) => body(v, scratch),
+            Event::Sys(v) => body(v, scratch),
+            Event::RefFile(v) => body(v, scratch),
             Event::Unknown { .. } => unreachable!("unknown events are never written"),
         }
         // The frame: varint kind, varint body length, body (what postcard writes for
@@ -377,7 +476,9 @@ impl Event {
             kind::WALL_CLOCK => Event::WallClock(take(body)?),
             kind::MONOTONIC_CLOCK => Event::MonotonicClock(take(body)?),
             kind::RANDOM => Event::Random(take::<serde_bytes_compat::ByteBuf>(body)?.0),
-            kind::STDIN => Event::Stdin(take::<serde_bytes_compat::ByteBuf>(body)?.0),
+            kind::CHUNK => Event::Chunk(take::<serde_bytes_compat::ByteBuf>(body)?.0),
+            kind::SYS => Event::Sys(Box::new(take(body)?)),
+            kind::REF_FILE => Event::RefFile(Box::new(take(body)?)),
             kind::OUTPUT => Event::Output(take(body)?),
             kind::EXIT => Event::Exit(take(body)?),
             kind::HTTP => Event::Http(Box::new(take(body)?)),
@@ -620,6 +721,10 @@ pub(crate) mod tests {
                 wall_resolution_ns: 1,
                 monotonic_resolution_ns: 1,
                 tty: [false; 3],
+                secret_env: vec![("API_KEY".into(), [5; 32])],
+                key_id: "0123456789abcdef".into(),
+                redact_headers: vec!["x-secret".into()],
+                preopens: vec!["/work".into()],
             })),
             Event::Site(Box::new(SiteRecord {
                 id: 0,
@@ -656,7 +761,22 @@ pub(crate) mod tests {
             }),
             Event::MonotonicClock(123_456),
             Event::Random(vec![1, 2, 3, 4]),
-            Event::Stdin(b"input\n".to_vec()),
+            Event::Chunk(b"input\n".to_vec()),
+            Event::Sys(Box::new(SysRecord {
+                func: 14,
+                scalars: vec![0],
+                paths: vec![PathBytes(b"a/b".to_vec())],
+                result: SysResult::Errno(0),
+                out: vec![6, 0, 0, 0],
+                data: SysData::Chunks(vec![0]),
+            })),
+            Event::RefFile(Box::new(RefFile {
+                id: 0,
+                dir: "/data".into(),
+                path: "big.csv".into(),
+                len: 10,
+                hash: [1; 32],
+            })),
             Event::Output(OutputChunk {
                 stream: Stream::Stderr,
                 bytes: b"warn\n".to_vec(),
@@ -699,7 +819,7 @@ pub(crate) mod tests {
         assert_eq!(tape.events, sample_events());
         assert_eq!(tape.header.module, "app.wasm");
         assert!(
-            String::from_utf8_lossy(&sample_file()).starts_with("devstash-tape 1 "),
+            String::from_utf8_lossy(&sample_file()).starts_with("devstash-tape 2 "),
             "readable first line"
         );
     }

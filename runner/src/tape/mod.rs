@@ -5,7 +5,9 @@
 //! - [`record`]: the recorder behind the clocks, `random_get`, stdio and the marked-call hook.
 //! - [`replay`]: the player that serves all of it back, and the divergence it reports when the
 //!   program asks for something the tape cannot answer.
-//! - [`stdio`] and [`wasi`]: the WASI pieces record and replay put in place.
+//! - [`syscall`]: the WASI calls on descriptors (files, stdio, sockets), recorded and answered
+//!   by their results, so that a replay reads and writes no host file.
+//! - [`stdio`] and [`wasi`]: the other WASI pieces record and replay put in place.
 //! - [`report`]: divergence reports, `--verify` diffs, `inspect` summaries.
 
 pub mod format;
@@ -14,6 +16,7 @@ pub mod record;
 pub mod replay;
 pub mod report;
 pub mod stdio;
+pub mod syscall;
 pub mod wasi;
 
 use std::io::IsTerminal as _;
@@ -28,11 +31,13 @@ use wasmtime_wasi::Deterministic;
 use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock, MonotonicClock, WallClock};
 
 use self::format::{ExitRecord, Invocation, Stream, Tape, TapeHeader};
-use self::record::{RecordHook, Recorder, RecordingMonotonicClock, RecordingWallClock};
-use self::replay::{Player, PlayerTime, ReplayHook, TapeMonotonicClock, TapeWallClock};
+use self::record::{
+    ByHash, RecordHook, Recorder, RecordingMonotonicClock, RecordingWallClock, SysRecorder,
+};
+use self::replay::{Player, PlayerTime, ReplayHook, SysPlayer, TapeMonotonicClock, TapeWallClock};
 use self::report::RunOutput;
-use self::stdio::{RecordingStdin, ReplayStdin, TeeOutput, lock};
-use crate::engine::ModuleCache;
+use self::stdio::{TeeOutput, lock};
+use crate::engine::{self, ModuleCache};
 use crate::exit;
 use crate::flags::{GlobalArgs, RecordArgs, ReplayArgs};
 use crate::home::Home;
@@ -120,15 +125,66 @@ fn tape_arg(arg: &str) -> String {
 }
 
 /// The environment as a tape stores it: secret values (see [`is_secret_env`], values holding
-/// credentials, and the names in `redact`) replaced by [`REDACTED_ENV`].
-fn tape_env(env: Vec<(String, String)>, redact: &[String]) -> Vec<(String, String)> {
-    env.into_iter()
+/// credentials, and the names in `redact`) replaced by [`REDACTED_ENV`]; and the name and keyed
+/// hash (see [`env_hash`]) of each value replaced.
+#[allow(clippy::type_complexity)]
+fn tape_env(
+    env: Vec<(String, String)>,
+    redact: &[String],
+    key: &[u8; 32],
+) -> (Vec<(String, String)>, Vec<(String, [u8; 32])>) {
+    let mut secrets = Vec::new();
+    let env = env
+        .into_iter()
         .map(|(k, v)| {
             let secret = is_secret_env(&k)
                 || holds_credentials(&v)
                 || redact.iter().any(|r| r.eq_ignore_ascii_case(&k));
-            let v = if secret { REDACTED_ENV.to_string() } else { v };
-            (k, v)
+            if !secret {
+                return (k, v);
+            }
+            secrets.push((k.clone(), env_hash(key, &k, &v)));
+            (k, REDACTED_ENV.to_string())
+        })
+        .collect();
+    (env, secrets)
+}
+
+/// The keyed hash a tape keeps of a redacted variable's value: with a key of the user's own
+/// (`home::Keys::env`), so that the tape does not let anyone test guesses of the value.
+fn env_hash(key: &[u8; 32], name: &str, value: &str) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_keyed(key);
+    h.update(&(name.len() as u64).to_le_bytes());
+    h.update(name.as_bytes());
+    h.update(value.as_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// The `(guest folder, host folder)` of each `record --by-hash DIR`: DIR names a read-only
+/// grant by its guest or host path.
+fn by_hash_dirs(names: &[String], sandbox: &Sandbox) -> Result<Vec<(String, PathBuf)>> {
+    names
+        .iter()
+        .map(|name| {
+            let grant = sandbox
+                .dirs
+                .iter()
+                .find(|d| d.guest == *name || d.host == Path::new(name))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--by-hash {name}: no folder is granted as {name}; grant it with `--dir \
+                         HOST::{name}:ro`"
+                    )
+                })?;
+            if !grant.read_only {
+                bail!(
+                    "--by-hash {name}: the folder is granted writable, and a file the program \
+                     could change cannot be checked by hash; grant it with `--dir {}::{}:ro`",
+                    grant.host.display(),
+                    grant.guest
+                );
+            }
+            Ok((grant.guest.clone(), grant.host.clone()))
         })
         .collect()
 }
@@ -157,6 +213,8 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
     let modules = ModuleCache::new(&home)?;
     let prepared = runtime::prepare(module, &limits, Some(&modules))?;
     let sandbox = args.module.sandbox()?;
+    let by_hash = ByHash::new(by_hash_dirs(&args.by_hash, &sandbox)?);
+    let shim = engine::load_text(&prepared.engine, &syscall::shim(), Some(&modules))?;
     let budget = Arc::new(Budget::new(limits.max_memory));
     let path = args
         .output
@@ -167,23 +225,30 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
         std::io::stdout().is_terminal(),
         std::io::stderr().is_terminal(),
     ];
-    let recorder = Arc::new(Mutex::new(Recorder::new(
-        Invocation {
-            argv: sandbox.args.iter().map(|a| tape_arg(a)).collect(),
-            // The guest gets the real values; only the tape holds placeholders.
-            env: tape_env(sandbox.resolved_env(), &args.redact_env),
-            wall_resolution_ns: u64::try_from(WallClock::new().resolution().as_nanos())
-                .unwrap_or(u64::MAX),
-            monotonic_resolution_ns: MonotonicClock::new().resolution(),
-            tty,
-        },
-        budget.clone(),
-    )));
+    // The guest gets the real values; only the tape holds placeholders.
+    let (env, secret_env) = tape_env(sandbox.resolved_env(), &args.redact_env, &home.keys().env);
+    let recorder = Arc::new(Mutex::new(
+        Recorder::new(
+            Invocation {
+                argv: sandbox.args.iter().map(|a| tape_arg(a)).collect(),
+                env,
+                wall_resolution_ns: u64::try_from(WallClock::new().resolution().as_nanos())
+                    .unwrap_or(u64::MAX),
+                monotonic_resolution_ns: MonotonicClock::new().resolution(),
+                tty,
+                secret_env,
+                key_id: home.keys().id.clone(),
+                redact_headers: args.net.policy()?.redact,
+                preopens: sandbox.dirs.iter().map(|d| d.guest.clone()).collect(),
+            },
+            budget.clone(),
+        )
+        .with_by_hash(by_hash),
+    ));
 
     let mut wasi = sandbox.builder(&home)?;
     wasi.wall_clock(RecordingWallClock::new(recorder.clone()))
         .monotonic_clock(RecordingMonotonicClock::new(recorder.clone()))
-        .stdin(RecordingStdin::new(recorder.clone()))
         .stdout(TeeOutput::new(Stream::Stdout, tty[1], recorder.clone()))
         .stderr(TeeOutput::new(Stream::Stderr, tty[2], recorder.clone()));
     let stash = StashHost::new(Box::new(tier), args.cache.policy(&args.net)?)
@@ -193,11 +258,13 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
         .with_budget(budget)
         .with_hook(Box::new(RecordHook(recorder.clone())));
     let rng = recorder.clone();
-    let outcome = runtime::execute_with(&prepared, wasi.build_p1(), stash, |linker, _| {
+    let sys = Arc::new(SysRecorder(recorder.clone()));
+    let outcome = runtime::execute_with(&prepared, wasi.build_p1(), stash, |linker, store| {
         wasi::random_get(linker, move |buf| {
             lock(&rng).random(buf);
             Ok(())
-        })
+        })?;
+        syscall::record(linker, store, shim, sys)
     })?;
     runtime::finish(&outcome, global.quiet, args.cache.no_cache);
 
@@ -233,7 +300,8 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
     write_tape(global, &path, &bytes)?;
     if !global.quiet {
         say(&format!(
-            "devstash: recorded {} ({}): {} marked call{},{} {} clock reading{}, {} random, {} of \
+            "devstash: recorded {} ({}): {} marked call{},{} {} clock reading{}, {} random, {} \
+             WASI call{} on files and stdio ({} read or written, {} of it on the tape), {} of \
              stdin",
             path.display(),
             human_size(bytes.len() as u64),
@@ -243,6 +311,10 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
             counts.clock,
             plural(counts.clock),
             human_size(counts.random_bytes),
+            counts.sys,
+            plural(counts.sys),
+            human_size(counts.file_bytes),
+            human_size(counts.chunk_bytes),
             human_size(counts.stdin_bytes),
         ));
     }
@@ -276,7 +348,7 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     };
     let tape = Tape::read(&path)?;
     let header = tape.header.clone();
-    let (player, recorded) =
+    let (mut player, recorded) =
         Player::new(tape).map_err(|e| anyhow!("cannot use tape {}: {e:#}", path.display()))?;
 
     // Compiled modules come from the per-user directory: a replay reads and writes nothing in
@@ -292,20 +364,47 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     } else {
         format!("{:032x}", prepared.hash) != header.module_xxh3
     };
+    // Files kept off the tape are read from the granted folders, each checked first.
+    for d in &args.dirs {
+        home.check_grant(&d.host)?;
+    }
+    let grants: Vec<(String, PathBuf)> = args
+        .dirs
+        .iter()
+        .map(|d| (d.guest.clone(), d.host.clone()))
+        .collect();
+    player
+        .open_refs(&grants)
+        .with_context(|| format!("cannot replay {}", path.display()))?;
+    for d in &args.dirs {
+        let used = recorded
+            .refs
+            .iter()
+            .any(|r| r.dir.trim_end_matches('/') == d.guest.trim_end_matches('/'));
+        if !used && !global.quiet {
+            say(&format!(
+                "devstash: note: --dir {}: the tape reads no file from {} by hash (every file the \
+                 recording read is on the tape), so nothing is read from this folder",
+                d.host.display(),
+                d.guest
+            ));
+        }
+    }
 
-    // Arguments and environment come from the tape; directories only from the command line.
+    // Arguments and environment come from the tape, redacted values from `--env`; no folder
+    // is granted to WASI: every call on a file is answered from the tape.
     let inv = &recorded.invocation;
+    let env = replay_env(
+        inv,
+        &args.env,
+        &home.keys().env,
+        &home.keys().id,
+        global.quiet,
+    )?;
     let sandbox = Sandbox {
         args: inv.argv.clone(),
-        env: inv
-            .env
-            .iter()
-            .map(|(k, v)| EnvVar {
-                name: k.clone(),
-                value: Some(v.clone()),
-            })
-            .collect(),
-        dirs: args.dirs.clone(),
+        env,
+        dirs: Vec::new(),
     };
     let player = Arc::new(Mutex::new(player));
     let mut wasi = sandbox.builder(&home)?;
@@ -322,24 +421,35 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     .secure_random(Deterministic::new(vec![0]))
     .insecure_random(Deterministic::new(vec![0]))
     .insecure_random_seed(0)
-    .stdin(ReplayStdin::new(recorded.stdin.clone(), inv.tty[0]))
+    // Every read and write of a descriptor is answered from the tape (see `syscall`): these
+    // streams are never reached, and the real stdin is never read.
+    .stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(Vec::new()))
     .stdout(TeeOutput::new(Stream::Stdout, inv.tty[1], player.clone()))
     .stderr(TeeOutput::new(Stream::Stderr, inv.tty[2], player.clone()));
     // Sealed: every marked call and HTTP request is answered by the hook (or stops the replay),
     // the store holds nothing, and behind the hook no host is allowed and there is no network
     // (`offline`), so nothing could reach a socket even if the hook let a request through.
+    // Secret headers are those of the recording (and any named here), so that requests are
+    // keyed as they were.
     let policy = Policy {
         offline: true,
         ..Policy::default()
     };
+    let mut redact = inv.redact_headers.clone();
+    redact.extend(args.redact_header.iter().map(|h| h.to_ascii_lowercase()));
     let stash = StashHost::new(Box::new(SealedTier), policy)
-        .with_net(NetPolicy::default())
+        .with_net(NetPolicy {
+            redact,
+            ..NetPolicy::default()
+        })
         .with_budget(Arc::new(Budget::new(args.limits.max_memory)))
         .with_hook(Box::new(ReplayHook(player.clone())));
-    let outcome = runtime::execute_with(&prepared, wasi.build_p1(), stash, |linker, store| {
+    let engine = prepared.engine.clone();
+    let outcome = runtime::execute_with(&prepared, wasi.build_p1(), stash, |linker, _| {
         let p = player.clone();
         wasi::random_get(linker, move |buf| lock(&p).random(buf))?;
-        wasi::replay_time(linker, store, PlayerTime(player.clone()))
+        wasi::replay_time(linker, PlayerTime(player.clone()))?;
+        syscall::replay(linker, &engine, Arc::new(SysPlayer(player.clone())))
     })?;
 
     let player = lock(&player);
@@ -385,11 +495,13 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
         &RunOutput {
             stdout: &recorded.stdout,
             stderr: &recorded.stderr,
+            files: &recorded.files,
             code: recorded.exit_code,
         },
         &RunOutput {
             stdout: &player.stdout,
             stderr: &player.stderr,
+            files: &player.files,
             code,
         },
     );
@@ -404,18 +516,121 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
         }
         None => {
             if !global.quiet {
-                say("devstash: verified: stdout, stderr and exit code match the recording");
+                say(&format!(
+                    "devstash: verified: stdout, stderr, {} and exit code match the recording",
+                    match recorded.files.len() {
+                        0 => "no file written".to_string(),
+                        n => format!("{n} file{} written", plural(n as u64)),
+                    }
+                ));
             }
             Ok(0)
         }
     }
 }
 
+/// The environment of a replay: the tape's, with the values given by `--env` in place of the
+/// redacted ones, each checked against the recorded hash. A redacted value not given stays the
+/// placeholder, and a note says which variable would make the run exact.
+fn replay_env(
+    inv: &Invocation,
+    given: &[EnvVar],
+    key: &[u8; 32],
+    key_id: &str,
+    quiet: bool,
+) -> Result<Vec<EnvVar>> {
+    let mut values: Vec<(String, String)> = Vec::new();
+    for g in given {
+        let Some((_, hash)) = inv.secret_env.iter().find(|(n, _)| *n == g.name) else {
+            bail!(
+                "--env {}: the tape holds {}; a replay takes values only for the variables \
+                 the tape keeps redacted ({})",
+                g.name,
+                if inv.env.iter().any(|(n, _)| *n == g.name) {
+                    "its value already"
+                } else {
+                    "no such variable"
+                },
+                match inv.secret_env.len() {
+                    0 => "none".to_string(),
+                    _ => inv
+                        .secret_env
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            );
+        };
+        let value = match &g.value {
+            Some(v) => v.clone(),
+            None => std::env::var(&g.name).map_err(|_| {
+                anyhow!(
+                    "--env {}: {} is not set here; set it, or pass --env {}=VALUE",
+                    g.name,
+                    g.name,
+                    g.name
+                )
+            })?,
+        };
+        if inv.key_id != key_id {
+            say(&format!(
+                "devstash: warning: the tape was recorded with another user's key, so the value \
+                 of {} cannot be checked against the recorded one",
+                g.name
+            ));
+        } else if blake3::Hash::from_bytes(env_hash(key, &g.name, &value)) != *hash {
+            bail!(
+                "--env {}: this is not the value the recording had (its hash differs); give the \
+                 recorded value",
+                g.name
+            );
+        }
+        values.push((g.name.clone(), value));
+    }
+    let missing: Vec<&str> = inv
+        .secret_env
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !values.iter().any(|(v, _)| v == n))
+        .collect();
+    if !missing.is_empty() && !quiet {
+        say(&format!(
+            "devstash: note: the tape keeps {} redacted and the program sees a placeholder; pass \
+             {} to replay with the recorded value{}",
+            missing.join(", "),
+            missing
+                .iter()
+                .map(|n| format!("--env {n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            plural(missing.len() as u64)
+        ));
+    }
+    Ok(inv
+        .env
+        .iter()
+        .map(|(k, v)| EnvVar {
+            name: k.clone(),
+            value: Some(
+                values
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map_or_else(|| v.clone(), |(_, real)| real.clone()),
+            ),
+        })
+        .collect())
+}
+
 /// Prints a summary of the tape at `path` (`devstash inspect TAPE`, for files that start with
 /// [`TAPE_MAGIC`]). Like a corrupt entry, a tape that fails verification is reported and exits
 /// with 1.
-pub fn inspect(_global: &GlobalArgs, path: &Path) -> Result<i32> {
+pub fn inspect(_global: &GlobalArgs, path: &Path, json: bool) -> Result<i32> {
     match Tape::read(path) {
+        Ok(tape) if json => {
+            output::json(&report::info(path, &tape))?;
+            Ok(0)
+        }
         Ok(tape) => {
             output::line(output::escape_lines(&report::summary(path, &tape)))?;
             Ok(0)
@@ -584,7 +799,8 @@ mod tests {
         for name in ["PATH", "PATTERN", "PASSAGE", "HOME"] {
             assert!(!is_secret_env(name), "{name}");
         }
-        let env = tape_env(
+        let key = [7; 32];
+        let (env, secrets) = tape_env(
             vec![
                 ("OPENAI_API_KEY".into(), "sk-123".into()),
                 ("LANG".into(), "C".into()),
@@ -593,7 +809,12 @@ mod tests {
                 ("MINE".into(), "plain".into()),
             ],
             &["mine".into()],
+            &key,
         );
+        let names: Vec<&str> = secrets.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["OPENAI_API_KEY", "DATABASE_URL", "MINE"]);
+        assert_eq!(secrets[0].1, env_hash(&key, "OPENAI_API_KEY", "sk-123"));
+        assert_ne!(secrets[0].1, env_hash(&[8; 32], "OPENAI_API_KEY", "sk-123"));
         let redacted = REDACTED_ENV.to_string();
         assert_eq!(
             env,

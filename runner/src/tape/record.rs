@@ -13,6 +13,7 @@
 //! and no tape is written.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,10 +21,11 @@ use wasmtime_wasi::Rng as _;
 use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock, MonotonicClock, WallClock};
 
 use super::format::{
-    CallOutcome, CallRecord, Event, HttpRecord, InnerReads, Invocation, OutputChunk, SiteRecord,
-    Stream, ValueRecord, WallReading,
+    CallOutcome, CallRecord, Event, HttpRecord, InnerReads, Invocation, OutputChunk, RefFile,
+    SiteRecord, Stream, SysData, SysRecord, SysResult, ValueRecord, WallReading,
 };
 use super::stdio::{Capture, lock};
+use super::syscall::{self, FUNCS, FdTable, Inputs, Open};
 use crate::host::{Budget, Call, CallHook, Exchange, OverBudget};
 
 /// Largest tape a recording makes, in bytes (without `--max-memory`; with it, the tape being
@@ -104,6 +106,40 @@ pub struct RecordCounts {
     pub http: u64,
     /// Secret hashes recorded.
     pub secrets: u64,
+    /// WASI calls on descriptors recorded.
+    pub sys: u64,
+    /// Bytes those calls read or wrote.
+    pub file_bytes: u64,
+    /// Of which on the tape (each chunk once).
+    pub chunk_bytes: u64,
+}
+
+/// Chunks of file contents: pieces up to [`CHUNK_MIN`] stay whole; larger ones are cut at
+/// content-defined boundaries, so that the same bytes read in other pieces mostly meet the
+/// same chunks.
+const CHUNK_MIN: usize = 16 << 10;
+const CHUNK_AVG: usize = 64 << 10;
+const CHUNK_MAX: usize = 256 << 10;
+
+/// Folders whose files a recording keeps off the tape, by hash (`--by-hash`).
+#[derive(Debug, Clone, Default)]
+pub struct ByHash {
+    /// `(guest folder, host folder)` of each.
+    pub dirs: Vec<(String, PathBuf)>,
+    /// Files registered so far, by guest path: their id.
+    files: HashMap<String, Option<u32>>,
+    /// Descriptors open on such files: the file's id and the read position.
+    fds: HashMap<u32, (u32, u64)>,
+}
+
+impl ByHash {
+    /// The folders `dirs` (guest path, host path).
+    pub fn new(dirs: Vec<(String, PathBuf)>) -> ByHash {
+        ByHash {
+            dirs,
+            ..ByHash::default()
+        }
+    }
 }
 
 /// The tape being recorded.
@@ -115,6 +151,9 @@ pub struct Recorder {
     pending_output: Option<OutputChunk>,
     sites: HashMap<(String, String), u32>,
     values: HashMap<blake3::Hash, u32>,
+    chunks: HashMap<blake3::Hash, u32>,
+    fds: FdTable,
+    by_hash: ByHash,
     frames: Vec<Frame>,
     rng: Box<dyn wasmtime_wasi::Rng + Send>,
     budget: Arc<Budget>,
@@ -129,6 +168,7 @@ pub struct Recorder {
 impl Recorder {
     /// A recorder whose tape starts with `invocation`; what it holds is counted in `budget`.
     pub fn new(invocation: Invocation, budget: Arc<Budget>) -> Recorder {
+        let fds = FdTable::new(&invocation.preopens);
         let mut r = Recorder {
             body: Vec::with_capacity(4096),
             scratch: Vec::with_capacity(64),
@@ -136,6 +176,9 @@ impl Recorder {
             pending_output: None,
             sites: HashMap::new(),
             values: HashMap::new(),
+            chunks: HashMap::new(),
+            fds,
+            by_hash: ByHash::default(),
             frames: Vec::new(),
             rng: wasmtime_wasi::thread_rng(),
             budget,
@@ -145,6 +188,12 @@ impl Recorder {
         };
         r.push(Event::Invocation(Box::new(invocation)));
         r
+    }
+
+    /// Keeps the files under these folders off the tape (see [`ByHash`]).
+    pub fn with_by_hash(mut self, by_hash: ByHash) -> Recorder {
+        self.by_hash = by_hash;
+        self
     }
 
     /// Counts `n` more bytes held by the recording; an error (kept in [`Recorder::full`]) once
@@ -364,15 +413,200 @@ impl Capture for Recorder {
         }
         Ok(())
     }
+}
 
-    fn input(&mut self, bytes: &[u8]) {
-        match self.frame() {
-            Some(f) => f.inner.stdin_bytes += bytes.len() as u64,
-            None => {
-                self.counts.stdin_bytes += bytes.len() as u64;
-                self.push(Event::Stdin(bytes.to_vec()));
+impl Recorder {
+    /// A WASI call on a descriptor returned `result` (see `syscall::record`).
+    pub fn sys(
+        &mut self,
+        func: u16,
+        inputs: Inputs,
+        params: &[wasmtime::Val],
+        data: &[u8],
+        result: SysResult,
+    ) {
+        let spec = &FUNCS[func as usize];
+        let ok = result == SysResult::Errno(0);
+        let fd = match spec.args.first() {
+            Some(syscall::Arg::Fd) => inputs.scalars.first().map(|&f| f as u32),
+            _ => None,
+        };
+        let open = fd.and_then(|fd| self.fds.get(fd)).cloned();
+        let stdio = matches!(open, Some(Open::Stdout | Open::Stderr));
+        let outs = ok.then(|| syscall::outputs(spec, params, data, !stdio));
+        let stdin_read = matches!(open, Some(Open::Stdin)) && syscall::is_read(func);
+        if let Some(f) = self.frames.last_mut() {
+            // Made inside a marked call that ran: a replay answers the call and never makes it.
+            if stdin_read {
+                f.inner.stdin_bytes += outs
+                    .as_ref()
+                    .and_then(|o| o.filled.as_ref())
+                    .map_or(0, |b| b.len() as u64);
             }
+            return;
         }
+        self.counts.sys += 1;
+        let (out, filled, written) = match outs {
+            Some(o) => (o.out, o.filled, o.written),
+            None => (Vec::new(), None, None),
+        };
+        let by_hash = fd.and_then(|fd| self.by_hash.fds.get(&fd).copied());
+        let data = match (&filled, &written) {
+            (Some(bytes), _) => {
+                if stdin_read {
+                    self.counts.stdin_bytes += bytes.len() as u64;
+                }
+                match by_hash {
+                    Some((file, pos)) if syscall::is_read(func) => {
+                        let offset = syscall::pread_offset(func, &inputs).unwrap_or(pos);
+                        if syscall::pread_offset(func, &inputs).is_none()
+                            && let Some(fd) = fd
+                        {
+                            self.by_hash
+                                .fds
+                                .insert(fd, (file, pos + bytes.len() as u64));
+                        }
+                        SysData::Ref { file, offset }
+                    }
+                    _ => SysData::Chunks(self.chunk_ids(bytes)),
+                }
+            }
+            (None, Some(bytes)) => SysData::Chunks(self.chunk_ids(bytes)),
+            (None, None) => SysData::None,
+        };
+        if ok {
+            self.follow(func, &inputs, &out, filled.as_deref());
+        }
+        self.push(Event::Sys(Box::new(SysRecord {
+            func,
+            scalars: inputs.scalars,
+            paths: inputs.paths,
+            result,
+            out,
+            data,
+        })));
+    }
+
+    /// Follows a successful call in the descriptor table, and in the files kept by hash.
+    fn follow(&mut self, func: u16, inputs: &Inputs, out: &[u8], filled: Option<&[u8]>) {
+        let fd = inputs.scalars.first().copied().unwrap_or(0) as u32;
+        self.fds.apply(func, inputs, out, filled);
+        if self.by_hash.dirs.is_empty() {
+            return;
+        }
+        match FUNCS[func as usize].name {
+            "path_open" => {
+                let Some(new) = out.get(0..4) else { return };
+                let new = u32::from_le_bytes(new.try_into().expect("4 bytes"));
+                self.by_hash.fds.remove(&new);
+                let name = self.fds.file(new);
+                if let Some(id) = self.ref_file(&name) {
+                    self.by_hash.fds.insert(new, (id, 0));
+                }
+            }
+            "fd_seek" => {
+                if let (Some(e), Some(pos)) = (self.by_hash.fds.get_mut(&fd), out.get(0..8)) {
+                    e.1 = u64::from_le_bytes(pos.try_into().expect("8 bytes"));
+                }
+            }
+            "fd_close" => {
+                self.by_hash.fds.remove(&fd);
+            }
+            "fd_renumber" => {
+                let to = inputs.scalars.get(1).copied().unwrap_or(0) as u32;
+                let moved = self.by_hash.fds.remove(&fd);
+                self.by_hash.fds.remove(&to);
+                if let Some(m) = moved {
+                    self.by_hash.fds.insert(to, m);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The id of the file at guest path `name` if it lies in a `--by-hash` folder and is a
+    /// regular file, registering it (its size and blake3) the first time.
+    fn ref_file(&mut self, name: &str) -> Option<u32> {
+        if let Some(id) = self.by_hash.files.get(name) {
+            return *id;
+        }
+        let id = self.by_hash.dirs.iter().find_map(|(guest, host)| {
+            let rest = name.strip_prefix(guest.trim_end_matches('/'))?;
+            let rel = rest.strip_prefix('/')?;
+            Some((guest.clone(), host.clone(), rel.to_string()))
+        });
+        let id = id.and_then(|(guest, host, rel)| {
+            let (len, hash) = hash_file(&host, &rel).ok()?;
+            let id = self.by_hash.files.values().flatten().count() as u32;
+            self.push(Event::RefFile(Box::new(RefFile {
+                id,
+                dir: guest,
+                path: rel,
+                len,
+                hash,
+            })));
+            Some(id)
+        });
+        self.by_hash.files.insert(name.to_string(), id);
+        id
+    }
+
+    /// The chunk ids of `bytes`, each chunk written to the tape the first time it is seen.
+    fn chunk_ids(&mut self, bytes: &[u8]) -> Vec<u32> {
+        self.counts.file_bytes += bytes.len() as u64;
+        if bytes.len() <= CHUNK_MIN {
+            return vec![self.chunk_id(bytes)];
+        }
+        fastcdc::v2020::FastCDC::new(bytes, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX)
+            .map(|c| self.chunk_id(&bytes[c.offset..c.offset + c.length]))
+            .collect()
+    }
+
+    fn chunk_id(&mut self, chunk: &[u8]) -> u32 {
+        let hash = blake3::hash(chunk);
+        if let Some(&id) = self.chunks.get(&hash) {
+            return id;
+        }
+        // Checked before the chunk is copied (into the event, then onto the tape).
+        if !self.fits(2 * chunk.len() as u64) {
+            let _ = self.charge(2 * chunk.len() as u64);
+            return u32::MAX;
+        }
+        let id = self.chunks.len() as u32;
+        self.chunks.insert(hash, id);
+        self.counts.chunk_bytes += chunk.len() as u64;
+        self.push(Event::Chunk(chunk.to_vec()));
+        id
+    }
+}
+
+/// The size and blake3 of the regular file `rel` in the host folder `dir` (never outside it).
+pub fn hash_file(dir: &std::path::Path, rel: &str) -> std::io::Result<(u64, [u8; 32])> {
+    let root = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
+    let file = root.open(rel)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut hasher = blake3::Hasher::new();
+    let len = std::io::copy(&mut file.into_std(), &mut hasher)?;
+    Ok((len, *hasher.finalize().as_bytes()))
+}
+
+/// The recorder, as the recording WASI functions see it.
+pub struct SysRecorder(pub Arc<Mutex<Recorder>>);
+
+impl syscall::Recording for SysRecorder {
+    fn record(
+        &self,
+        func: u16,
+        inputs: Inputs,
+        params: &[wasmtime::Val],
+        data: &[u8],
+        result: SysResult,
+    ) -> wasmtime::Result<()> {
+        let mut r = lock(&self.0);
+        r.sys(func, inputs, params, data, result);
+        r.check()
     }
 }
 

@@ -10,9 +10,12 @@
 //!   socket is opened; a request the tape holds no exchange for stops the replay.
 //! - Clocks and random bytes are served in recording order; one read more than recorded is a
 //!   divergence.
-//! - Stdin is served from the tape, then end of file.
+//! - WASI calls on descriptors (files, stdio, sockets) are answered in recording order with
+//!   their recorded results (see `syscall`); a call other than the tape's next one, or one more
+//!   (a read past the recorded stdin), is a divergence. What the guest writes to files is kept
+//!   for `--verify`, and what it writes to stdout and stderr goes out as it did.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,10 +26,12 @@ use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock};
 use devstash_protocol::{HttpResult, codec};
 
 use super::format::{
-    CallOutcome, CallRecord, Event, HttpRecord, Invocation, SiteRecord, Stream, Tape,
+    CallOutcome, CallRecord, Event, HttpRecord, Invocation, RefFile, SiteRecord, Stream, SysData,
+    SysRecord, SysResult, Tape,
 };
 use super::report::{args_preview, short_hex};
 use super::stdio::{Capture, lock, write_real};
+use super::syscall::{self, Arg, FUNCS, FdTable, Inputs, Open};
 use crate::host::{Call, CallHook, Exchange};
 
 /// Why a replay stopped: the program asked for something the tape cannot answer.
@@ -83,6 +88,8 @@ pub struct ReplayCounts {
     pub clock: u64,
     /// Random bytes served.
     pub random_bytes: u64,
+    /// WASI calls on descriptors answered.
+    pub sys: u64,
 }
 
 /// The tape being played, and what the replay produced.
@@ -103,6 +110,15 @@ pub struct Player {
     random_used: usize,
     secrets: VecDeque<[u8; 32]>,
     secrets_total: usize,
+    sys: VecDeque<SysRecord>,
+    sys_total: usize,
+    chunks: Vec<Vec<u8>>,
+    refs: Vec<RefFile>,
+    /// The files of [`Player::refs`], opened from the granted folders.
+    ref_files: Vec<Option<std::fs::File>>,
+    fds: FdTable,
+    /// What the guest wrote to each file during the replay, in order.
+    pub files: BTreeMap<String, Vec<u8>>,
     /// The first divergence, once there is one.
     pub divergence: Option<Divergence>,
     /// What the guest wrote to stdout during the replay.
@@ -117,8 +133,10 @@ pub struct Player {
 pub struct Recorded {
     /// How the run was started.
     pub invocation: Invocation,
-    /// Stdin as the program read it.
-    pub stdin: Vec<u8>,
+    /// What it wrote to each file, in order.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// The files it read by hash, kept off the tape.
+    pub refs: Vec<RefFile>,
     /// Its stdout.
     pub stdout: Vec<u8>,
     /// Its stderr.
@@ -147,6 +165,13 @@ impl Player {
             random_used: 0,
             secrets: VecDeque::new(),
             secrets_total: 0,
+            sys: VecDeque::new(),
+            sys_total: 0,
+            chunks: Vec::new(),
+            refs: Vec::new(),
+            ref_files: Vec::new(),
+            fds: FdTable::default(),
+            files: BTreeMap::new(),
             divergence: None,
             stdout: Vec::new(),
             stderr: Vec::new(),
@@ -154,10 +179,17 @@ impl Player {
         };
         let mut invocation = None;
         let mut exit = None;
-        let (mut stdin, mut stdout, mut stderr) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        // The recorded run's descriptors and file writes, followed as the replay will.
+        let mut fds = FdTable::default();
+        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         for event in tape.events {
             match event {
-                Event::Invocation(i) => invocation = Some(*i),
+                Event::Invocation(i) => {
+                    fds = FdTable::new(&i.preopens);
+                    p.fds = fds.clone();
+                    invocation = Some(*i);
+                }
                 Event::Site(s) => {
                     if s.id as usize != p.sites.len() {
                         bail!("site {} is out of order", s.id);
@@ -207,7 +239,46 @@ impl Player {
                 Event::MonotonicClock(m) => p.monotonic.push_back(m),
                 Event::Random(bytes) => p.random.extend_from_slice(&bytes),
                 Event::Secret(hash) => p.secrets.push_back(hash),
-                Event::Stdin(bytes) => stdin.extend_from_slice(&bytes),
+                Event::Chunk(bytes) => p.chunks.push(bytes),
+                Event::RefFile(r) => {
+                    if r.id as usize != p.refs.len() {
+                        bail!("file {} is out of order", r.id);
+                    }
+                    p.refs.push(*r);
+                }
+                Event::Sys(c) => {
+                    if c.func as usize >= FUNCS.len() {
+                        bail!(
+                            "it holds a WASI call numbered {}, which this devstash does not know",
+                            c.func
+                        );
+                    }
+                    let spec = &FUNCS[c.func as usize];
+                    let filled = match &c.data {
+                        SysData::Chunks(ids) => Some(p.join_chunks(ids)?),
+                        SysData::Ref { file, .. } if *file as usize >= p.refs.len() => {
+                            bail!("a read refers to file {file}, which is not on the tape")
+                        }
+                        _ => None,
+                    };
+                    if c.result == SysResult::Errno(0) {
+                        let inputs = Inputs {
+                            scalars: c.scalars.clone(),
+                            paths: c.paths.clone(),
+                        };
+                        if spec.args.contains(&Arg::Write) {
+                            let fd = c.scalars.first().copied().unwrap_or(0) as u32;
+                            if !matches!(fds.get(fd), Some(Open::Stdout | Open::Stderr)) {
+                                files
+                                    .entry(fds.file(fd))
+                                    .or_default()
+                                    .extend_from_slice(filled.as_deref().unwrap_or_default());
+                            }
+                        }
+                        fds.apply(c.func, &inputs, &c.out, filled.as_deref());
+                    }
+                    p.sys.push_back(*c);
+                }
                 Event::Output(o) => match o.stream {
                     Stream::Stdout => stdout.extend_from_slice(&o.bytes),
                     Stream::Stderr => stderr.extend_from_slice(&o.bytes),
@@ -242,11 +313,14 @@ impl Player {
         p.wall_total = p.wall.len();
         p.monotonic_total = p.monotonic.len();
         p.secrets_total = p.secrets.len();
+        p.sys_total = p.sys.len();
+        let refs = p.refs.clone();
         Ok((
             p,
             Recorded {
                 invocation,
-                stdin,
+                files,
+                refs,
                 stdout,
                 stderr,
                 exit_code: exit.code,
@@ -266,6 +340,178 @@ impl Player {
         // A closed stdout must not stop the replay; the guest's own writes report it.
         let _ = write_real(stream, bytes);
         let _ = self.output(stream, bytes);
+    }
+
+    /// The bytes of chunks `ids`, in order.
+    fn join_chunks(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for &id in ids {
+            match self.chunks.get(id as usize) {
+                Some(c) => out.extend_from_slice(c),
+                None => bail!("a call refers to chunk {id}, which is not on the tape"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens the files the tape reads by hash from `grants` (guest folder, host folder), each
+    /// checked against its recorded size and blake3 before the replay starts.
+    pub fn open_refs(&mut self, grants: &[(String, std::path::PathBuf)]) -> Result<()> {
+        for r in &self.refs {
+            let shown = format!("{}/{}", r.dir.trim_end_matches('/'), r.path);
+            let Some((_, host)) = grants
+                .iter()
+                .find(|(guest, _)| guest.trim_end_matches('/') == r.dir.trim_end_matches('/'))
+            else {
+                bail!(
+                    "the tape reads {shown} ({}) from the host rather than holding it: grant                      the folder that holds it, read-only, with `--dir HOST::{}:ro`",
+                    crate::output::human_size(r.len),
+                    r.dir
+                );
+            };
+            let host_file = host.join(&r.path);
+            match super::record::hash_file(host, &r.path) {
+                Ok((len, hash)) if len == r.len && hash == r.hash => {}
+                Ok(_) => bail!(
+                    "{} is not the file the recording read as {shown}: its contents differ                      (blake3 {} recorded); grant the folder as it was when recorded",
+                    host_file.display(),
+                    short_hex(&r.hash)
+                ),
+                Err(e) => bail!(
+                    "cannot read {} (the recording read it as {shown}): {e}",
+                    host_file.display()
+                ),
+            }
+            let root = cap_std::fs::Dir::open_ambient_dir(host, cap_std::ambient_authority())?;
+            self.ref_files.push(Some(root.open(&r.path)?.into_std()));
+        }
+        Ok(())
+    }
+
+    /// Answers a WASI call on a descriptor from the tape (see `syscall::replay`).
+    fn sys(
+        &mut self,
+        func: u16,
+        params: &[wasmtime::Val],
+        data: &mut [u8],
+    ) -> wasmtime::Result<i32> {
+        self.check()?;
+        let spec = &FUNCS[func as usize];
+        let inputs = syscall::inputs(spec, params, data);
+        let Some(rec) = self.sys.pop_front() else {
+            let total = self.sys_total;
+            let call = syscall::describe(func, &inputs, &self.fds);
+            let stdin = FUNCS[func as usize].name == "fd_read"
+                && matches!(self.fds.get(inputs.scalars[0] as u32), Some(Open::Stdin));
+            return Err(self.diverge(
+                if stdin {
+                    "the program read past the stdin of the recording".into()
+                } else {
+                    "the program made a WASI call after the last one the recording made".into()
+                },
+                format!(
+                    "  call:      {call}\n  the tape:  holds {total} WASI call{}, all made \
+                     already",
+                    if total == 1 { "" } else { "s" }
+                ),
+            ));
+        };
+        if rec.func != func || rec.scalars != inputs.scalars || rec.paths != inputs.paths {
+            let call = syscall::describe(func, &inputs, &self.fds);
+            let next = syscall::describe(
+                rec.func,
+                &Inputs {
+                    scalars: rec.scalars.clone(),
+                    paths: rec.paths.clone(),
+                },
+                &self.fds,
+            );
+            let n = self.sys_total - self.sys.len();
+            // A read of stdin where the recording read no more of it: past its end.
+            let past_stdin = FUNCS[func as usize].name == "fd_read"
+                && matches!(self.fds.get(inputs.scalars[0] as u32), Some(Open::Stdin))
+                && !std::iter::once(&rec)
+                    .chain(self.sys.iter())
+                    .any(|r| r.func == func && r.scalars.first() == inputs.scalars.first());
+            return Err(self.diverge(
+                if past_stdin {
+                    "the program read past the stdin of the recording".into()
+                } else {
+                    "the program made a WASI call other than the one the recording made next".into()
+                },
+                format!(
+                    "  call:      {call}\n  the tape:  holds next (call {n} of {}) {next} -> {}",
+                    self.sys_total,
+                    syscall::result_text(&rec.result)
+                ),
+            ));
+        }
+        self.counts.sys += 1;
+        match &rec.result {
+            SysResult::Trap(msg) => return Err(wasmtime::format_err!("{msg}")),
+            SysResult::Errno(0) => {}
+            SysResult::Errno(e) => return Ok(i32::from(*e)),
+        }
+        let mut out = rec.out.clone();
+        let fd = inputs.scalars.first().copied().unwrap_or(0) as u32;
+        let (filled, fits) = if spec.args.contains(&Arg::Write) {
+            let recorded = syscall::count(spec, &out).unwrap_or(0);
+            let bytes = syscall::written(spec, params, data, recorded as usize);
+            if (bytes.len() as u32) < recorded {
+                // The guest passes fewer bytes than the recorded call took.
+                syscall::set_count(spec, &mut out, bytes.len() as u32);
+            }
+            match self.fds.get(fd) {
+                Some(Open::Stdout) => self.emit(Stream::Stdout, &bytes),
+                Some(Open::Stderr) => self.emit(Stream::Stderr, &bytes),
+                _ => self
+                    .files
+                    .entry(self.fds.file(fd))
+                    .or_default()
+                    .extend_from_slice(&bytes),
+            }
+            (
+                Vec::new(),
+                syscall::write_back(spec, params, data, &out, &[]),
+            )
+        } else {
+            let filled = match &rec.data {
+                SysData::Chunks(ids) => self
+                    .join_chunks(ids)
+                    .map_err(|e| wasmtime::format_err!("{e}"))?,
+                SysData::Ref { file, offset } => {
+                    let n = syscall::count(spec, &out).unwrap_or(0) as usize;
+                    let mut buf = vec![0; n];
+                    let f = self.ref_files.get(*file as usize).and_then(Option::as_ref);
+                    match f.map(|f| std::os::unix::fs::FileExt::read_exact_at(f, &mut buf, *offset))
+                    {
+                        Some(Ok(())) => buf,
+                        _ => {
+                            let r = &self.refs[*file as usize];
+                            return Err(self.diverge(
+                                format!("the file {}/{} changed during the replay", r.dir, r.path),
+                                format!(
+                                    "  call:      {}",
+                                    syscall::describe(func, &inputs, &self.fds)
+                                ),
+                            ));
+                        }
+                    }
+                }
+                SysData::None => Vec::new(),
+            };
+            let fits = syscall::write_back(spec, params, data, &out, &filled);
+            (filled, fits)
+        };
+        if let Err(syscall::DoesNotFit(why)) = fits {
+            let call = syscall::describe(func, &inputs, &self.fds);
+            return Err(self.diverge(
+                "the program gave a WASI call buffers that do not fit its recorded results".into(),
+                format!("  call:      {call}\n  why:       {why}"),
+            ));
+        }
+        self.fds.apply(func, &inputs, &out, Some(&filled));
+        Ok(0)
     }
 
     /// Answers a marked call from the tape, or diverges.
@@ -619,7 +865,30 @@ impl CallHook for ReplayHook {
     }
 }
 
-/// The player, as the replay's `clock_time_get` and `poll_oneoff` see it.
+/// The player, as the replaying WASI functions see it.
+pub struct SysPlayer(pub Arc<Mutex<Player>>);
+
+impl syscall::Replaying for SysPlayer {
+    fn replay(
+        &self,
+        func: u16,
+        params: &[wasmtime::Val],
+        data: &mut [u8],
+    ) -> wasmtime::Result<i32> {
+        lock(&self.0).sys(func, params, data)
+    }
+
+    fn instant_poll(
+        &self,
+        caller: &mut wasmtime::Caller<'_, crate::runtime::Ctx>,
+        params: &[wasmtime::Val],
+    ) -> wasmtime::Result<bool> {
+        let p = |i: usize| params.get(i).and_then(wasmtime::Val::i32).unwrap_or(0);
+        super::wasi::instant_sleep(caller, &PlayerTime(self.0.clone()), p(0), p(1), p(2), p(3))
+    }
+}
+
+/// The player, as the replay's `clock_time_get` sees it.
 #[derive(Clone)]
 pub struct PlayerTime(pub Arc<Mutex<Player>>);
 
@@ -633,9 +902,6 @@ impl super::wasi::TapeTime for PlayerTime {
         let mut p = lock(&self.0);
         let now = p.monotonic_now();
         p.check().map(|()| now)
-    }
-    fn check(&self) -> wasmtime::Result<()> {
-        lock(&self.0).check()
     }
     fn last(&self, clock: u32) -> u64 {
         lock(&self.0).last_reading(clock)

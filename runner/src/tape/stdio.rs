@@ -1,6 +1,6 @@
-//! The guest's stdio under record and replay: output goes to the real stdout/stderr and is also
-//! handed to a [`Capture`] (the recorder, or the player for `--verify`); input is read from the
-//! real stdin and captured (record) or served from the tape (replay).
+//! The guest's output streams under record and replay: output goes to the real stdout/stderr
+//! and is also handed to a [`Capture`] (the recorder, or the player for `--verify`). What the
+//! guest reads from stdin is recorded with every other read (see `syscall`).
 
 use std::io::Write;
 use std::pin::Pin;
@@ -8,10 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
-use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 use super::format::Stream;
 
@@ -20,10 +19,6 @@ pub trait Capture: Send + 'static {
     /// The guest wrote `bytes` to `stream` (already on the real stream). An error stops the guest
     /// (a recording that would pass its limit).
     fn output(&mut self, stream: Stream, bytes: &[u8]) -> wasmtime::Result<()>;
-    /// The guest read `bytes` from stdin.
-    fn input(&mut self, bytes: &[u8]) {
-        let _ = bytes;
-    }
 }
 
 /// Locks shared state, also after a panic elsewhere (the state stays usable for the report).
@@ -144,131 +139,5 @@ impl<C: Capture> AsyncWrite for TeeWriter<C> {
     }
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
-    }
-}
-
-/// The real stdin, with everything the guest reads handed to a [`Capture`] (record).
-pub struct RecordingStdin<C: Capture> {
-    capture: Arc<Mutex<C>>,
-}
-
-impl<C: Capture> RecordingStdin<C> {
-    /// The process's stdin, captured into `capture`.
-    pub fn new(capture: Arc<Mutex<C>>) -> Self {
-        RecordingStdin { capture }
-    }
-}
-
-impl<C: Capture> IsTerminal for RecordingStdin<C> {
-    fn is_terminal(&self) -> bool {
-        std::io::IsTerminal::is_terminal(&std::io::stdin())
-    }
-}
-
-impl<C: Capture> StdinStream for RecordingStdin<C> {
-    fn p2_stream(&self) -> Box<dyn InputStream> {
-        Box::new(RecordingInput {
-            inner: wasmtime_wasi::cli::stdin().p2_stream(),
-            capture: self.capture.clone(),
-        })
-    }
-    fn async_stream(&self) -> Box<dyn AsyncRead + Send + Sync> {
-        Box::new(RecordingAsyncInput {
-            inner: Box::into_pin(wasmtime_wasi::cli::stdin().async_stream()),
-            capture: self.capture.clone(),
-        })
-    }
-}
-
-struct RecordingInput<C: Capture> {
-    inner: Box<dyn InputStream>,
-    capture: Arc<Mutex<C>>,
-}
-
-impl<C: Capture> RecordingInput<C> {
-    fn seen(&self, bytes: &[u8]) {
-        if !bytes.is_empty() {
-            lock(&self.capture).input(bytes);
-        }
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl<C: Capture> InputStream for RecordingInput<C> {
-    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        let bytes = self.inner.read(size)?;
-        self.seen(&bytes);
-        Ok(bytes)
-    }
-    async fn blocking_read(&mut self, size: usize) -> StreamResult<Bytes> {
-        let bytes = self.inner.blocking_read(size).await?;
-        self.seen(&bytes);
-        Ok(bytes)
-    }
-    // `skip` and `blocking_skip` go through `read`/`blocking_read` (their defaults), so skipped
-    // input is captured too: the replay must skip the same bytes.
-    async fn cancel(&mut self) {
-        self.inner.cancel().await
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl<C: Capture> Pollable for RecordingInput<C> {
-    async fn ready(&mut self) {
-        self.inner.ready().await
-    }
-}
-
-struct RecordingAsyncInput<C: Capture> {
-    inner: Pin<Box<dyn AsyncRead + Send + Sync>>,
-    capture: Arc<Mutex<C>>,
-}
-
-impl<C: Capture> AsyncRead for RecordingAsyncInput<C> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = self.inner.as_mut().poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &poll {
-            let new = &buf.filled()[before..];
-            if !new.is_empty() {
-                lock(&self.capture).input(new);
-            }
-        }
-        poll
-    }
-}
-
-/// Stdin served from the tape (replay), reporting the recorded terminal status.
-pub struct ReplayStdin {
-    pipe: MemoryInputPipe,
-    tty: bool,
-}
-
-impl ReplayStdin {
-    /// Serves `bytes`, then end of file.
-    pub fn new(bytes: Vec<u8>, tty: bool) -> Self {
-        ReplayStdin {
-            pipe: MemoryInputPipe::new(bytes),
-            tty,
-        }
-    }
-}
-
-impl IsTerminal for ReplayStdin {
-    fn is_terminal(&self) -> bool {
-        self.tty
-    }
-}
-
-impl StdinStream for ReplayStdin {
-    fn p2_stream(&self) -> Box<dyn InputStream> {
-        self.pipe.p2_stream()
-    }
-    fn async_stream(&self) -> Box<dyn AsyncRead + Send + Sync> {
-        self.pipe.async_stream()
     }
 }

@@ -7,16 +7,12 @@
 //!   and this import can stop the guest right at that read (a `HostWallClock` cannot fail).
 //! - `poll_oneoff` (replay): a poll on clocks only (a sleep, a timer, an absolute deadline)
 //!   returns at once, the earliest clock firing, since the clock readings that follow come from
-//!   the tape anyway. Every other poll (one that waits on a file too) goes to wasmtime-wasi's
-//!   implementation, through a tiny module (see [`POLL_SHIM`]), and is followed by the
-//!   divergence check, since it may have read a tape clock.
+//!   the tape anyway ([`instant_sleep`]). Every other poll waits on a descriptor too, and is
+//!   answered from the tape with the other calls on descriptors (see `syscall`).
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use wasmtime::{
-    Caller, Extern, Instance, Linker, Memory, Module, Result, Store, TypedFunc, bail, format_err,
-};
+use wasmtime::{Caller, Extern, Linker, Memory, Result, bail, format_err};
 
 use crate::runtime::Ctx;
 
@@ -87,71 +83,13 @@ pub trait TapeTime: Send + Sync + 'static {
     fn wall(&self) -> Result<Duration>;
     /// The next monotonic clock reading in nanoseconds, or an error if the tape has none left.
     fn monotonic(&self) -> Result<u64>;
-    /// An error once the replay has diverged (the clocks note a divergence; this stops the
-    /// guest).
-    fn check(&self) -> Result<()>;
     /// The last reading served of clock `id` (0 realtime, 1 monotonic), in nanoseconds.
     fn last(&self, id: u32) -> u64;
 }
 
-/// A module that calls wasmtime-wasi's `poll_oneoff` on behalf of the guest. wasmtime-wasi
-/// finds the guest's memory through its caller's `memory` export, and a host function calling
-/// another one directly has no caller instance: this module re-exports the guest's memory and
-/// makes the call from wasm.
-pub const POLL_SHIM: &str = r#"(module
-  (import "guest" "memory" (memory 0))
-  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-  (export "memory" (memory 0))
-  (func (export "poll") (param i32 i32 i32 i32) (result i32)
-    (call $poll (local.get 0) (local.get 1) (local.get 2) (local.get 3))))"#;
-
-/// Replay's `clock_time_get` and `poll_oneoff` (see the module docs).
-pub fn replay_time(
-    linker: &mut Linker<Ctx>,
-    store: &mut Store<Ctx>,
-    time: impl TapeTime + Clone,
-) -> Result<()> {
-    let original = linker
-        .get(&mut *store, WASI, "poll_oneoff")
-        .ok()
-        .and_then(Extern::into_func)
-        .ok_or_else(|| format_err!("wasmtime-wasi provides no `poll_oneoff`"))?;
-    // Made on the first poll that is not a plain sleep: most programs never need it.
-    let delegate: OnceLock<TypedFunc<(i32, i32, i32, i32), i32>> = OnceLock::new();
-
+/// Replay's `clock_time_get` (see the module docs).
+pub fn replay_time(linker: &mut Linker<Ctx>, time: impl TapeTime) -> Result<()> {
     linker.allow_shadowing(true);
-    let poll_time = time.clone();
-    linker.func_wrap(
-        WASI,
-        "poll_oneoff",
-        move |mut caller: Caller<'_, Ctx>,
-              subs: i32,
-              events: i32,
-              n: i32,
-              nevents: i32|
-              -> Result<i32> {
-            if instant_sleep(&mut caller, &poll_time, subs, events, n, nevents)? {
-                return Ok(ERRNO_SUCCESS);
-            }
-            let poll = match delegate.get() {
-                Some(f) => f.clone(),
-                None => {
-                    let memory = guest_memory(&mut caller)?;
-                    let shim = Module::new(caller.engine(), POLL_SHIM)?;
-                    let instance = Instance::new(
-                        &mut caller,
-                        &shim,
-                        &[Extern::Memory(memory), Extern::Func(original)],
-                    )?;
-                    let f = instance.get_typed_func(&mut caller, "poll")?;
-                    delegate.get_or_init(|| f).clone()
-                }
-            };
-            let errno = poll.call(&mut caller, (subs, events, n, nevents))?;
-            poll_time.check()?;
-            Ok(errno)
-        },
-    )?;
     linker.func_wrap(
         WASI,
         "clock_time_get",
@@ -198,7 +136,7 @@ pub fn replay_time(
 /// (0 = clock), then `id: u32` at 16, `timeout: u64` at 24, `precision: u64` at 32 and
 /// `flags: u16` at 40 (bit 0: absolute time); an `event` is `userdata: u64`, `error: u16` at 8,
 /// `type: u8` at 10 and `fd_readwrite` at 16..32.
-fn instant_sleep(
+pub fn instant_sleep(
     caller: &mut Caller<'_, Ctx>,
     time: &impl TapeTime,
     subs: i32,

@@ -4,7 +4,6 @@
 //! recorded clock and random streams.
 
 use std::io::Read;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use devstash::{stash, stashed};
@@ -20,6 +19,15 @@ fn wall_nanos() -> u128 {
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_nanos()
+}
+
+/// Reads `variant:0` in the module as built; the tests patch a copy to `variant:1` to get a
+/// changed build of the program (see `common::patched_variant`): a replay answers every input
+/// from its tape, so only a changed program can ask for more than was recorded.
+static VARIANT: [u8; 24] = *b"devstash-test-variant:0.";
+
+fn variant() -> bool {
+    std::hint::black_box(&VARIANT)[22] == b'1'
 }
 
 fn double(x: u64) -> u64 {
@@ -154,10 +162,9 @@ fn main() {
             Ok(()) => println!("wrote {}", arg(1)),
             Err(e) => println!("cannot write {}: {e}", arg(1)),
         },
-        // Behaviour that depends on a file (files are not on the tape), to make a replay ask for
-        // more than the recording did.
+        // `more KIND [URL]`: a changed build (see `variant`) asks for one more input.
         "more" => {
-            let extra = Path::new(&arg(2)).exists();
+            let extra = variant();
             match arg(1).as_str() {
                 "clock" => {
                     let t = Instant::now();
@@ -172,12 +179,22 @@ fn main() {
                     }
                 }
                 "call" => println!("{}", stash!(double(if extra { 21 } else { 20 }))),
-                // GET URL, or URL?extra once the flag file exists.
+                // Reads stdin to its end; the changed build reads once more.
+                "stdin" => {
+                    let mut input = Vec::new();
+                    let n = std::io::stdin().read_to_end(&mut input).expect("stdin");
+                    println!("stdin {n} bytes");
+                    if extra {
+                        let more = std::io::stdin().read(&mut [0; 16]).expect("stdin");
+                        println!("then {more} more");
+                    }
+                }
+                // GET URL, or URL?extra in the changed build.
                 "http" => {
                     let url = if extra {
-                        format!("{}?extra", arg(3))
+                        format!("{}?extra", arg(2))
                     } else {
-                        arg(3)
+                        arg(2)
                     };
                     match devstash::http::get(&url) {
                         Ok(r) => println!("http {} {}", r.status, r.text()),
@@ -200,6 +217,18 @@ fn main() {
                     Ok(r) => println!("http {} {}", r.status, r.text()),
                     Err(e) => println!("http error: {e}"),
                 }
+            }
+        }
+        // `token VAR URL`: GET URL with `X-Team-Token: $VAR`, after printing the value's length.
+        "token" => {
+            let token = std::env::var(arg(1)).unwrap_or_default();
+            println!("token of {} bytes", token.len());
+            let r = devstash::http::Request::get(&arg(2))
+                .header("X-Team-Token", &token)
+                .send();
+            match r {
+                Ok(r) => println!("http {} {}", r.status, r.text()),
+                Err(e) => println!("http error: {e}"),
             }
         }
         "exit" => {
