@@ -738,3 +738,77 @@ fn a_different_filesystem_call_is_a_divergence() {
     );
     assert_eq!(before, snapshot(r.sb.path()), "the replay changed files");
 }
+
+/// Every WASI function on descriptors that devstash records: the guests above must reach each.
+const DESCRIPTOR_FUNCTIONS: &[&str] = &[
+    "fd_advise",
+    "fd_allocate",
+    "fd_close",
+    "fd_datasync",
+    "fd_fdstat_get",
+    "fd_fdstat_set_flags",
+    "fd_fdstat_set_rights",
+    "fd_filestat_get",
+    "fd_filestat_set_size",
+    "fd_filestat_set_times",
+    "fd_pread",
+    "fd_prestat_dir_name",
+    "fd_prestat_get",
+    "fd_pwrite",
+    "fd_read",
+    "fd_readdir",
+    "fd_renumber",
+    "fd_seek",
+    "fd_sync",
+    "fd_tell",
+    "fd_write",
+    "path_create_directory",
+    "path_filestat_get",
+    "path_filestat_set_times",
+    "path_link",
+    "path_open",
+    "path_readlink",
+    "path_remove_directory",
+    "path_rename",
+    "path_symlink",
+    "path_unlink_file",
+    "poll_oneoff",
+    "sock_accept",
+    "sock_recv",
+    "sock_send",
+    "sock_shutdown",
+];
+
+#[test]
+fn the_guests_reach_every_function_a_tape_answers() {
+    let sb = Sandbox::new();
+    let fs = fsprobe();
+    let guests: Vec<(PathBuf, Vec<&str>)> = vec![
+        (wat("fd_calls"), vec![]),
+        (wat("path_calls"), vec![]),
+        (wat("misc_calls"), vec![]),
+        (fs, vec!["/work", "stdin"]),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, (module, args)) in guests.iter().enumerate() {
+        let dir = sb.path().join(format!("w{i}"));
+        seed(&dir);
+        let tape = sb.path().join(format!("{i}.tape"));
+        let grant = format!("{}::/work", s(&dir));
+        let mut cmd = vec!["record", "-q", "-o", s(&tape), "--dir", &grant, s(module)];
+        cmd.extend(args);
+        let r = devstash(&sb, &cmd, Some(b"input"));
+        assert_eq!(r.code, 0, "{}", brief(&r));
+        let json = sb.devstash(&["inspect", "--json", s(&tape)]);
+        let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("inspect --json");
+        for f in v["wasi"].as_array().unwrap() {
+            seen.insert(f["function"].as_str().unwrap().to_string());
+        }
+    }
+    let missing: Vec<&&str> = DESCRIPTOR_FUNCTIONS
+        .iter()
+        .filter(|f| !seen.contains(**f))
+        .collect();
+    assert!(missing.is_empty(), "no guest calls {missing:?}");
+    assert_eq!(seen.len(), DESCRIPTOR_FUNCTIONS.len(), "{seen:?}");
+}

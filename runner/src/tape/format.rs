@@ -640,6 +640,15 @@ impl Tape {
                     Event::kind_name(kind)
                 ))
             })?;
+            if let Event::Sys(c) = &event
+                && usize::from(c.func) >= super::syscall::FUNCS.len()
+            {
+                return Err(TapeError::Corrupt(format!(
+                    "event {} is a WASI call numbered {}, which this devstash does not know",
+                    events.len() + 1,
+                    c.func
+                )));
+            }
             events.push(event);
             frame_sizes.push(before - after.len());
             body = after;
@@ -835,6 +844,34 @@ pub(crate) mod tests {
         for n in 0..good.len() {
             assert!(Tape::decode(&good[..n]).is_err(), "cut at {n} accepted");
         }
+    }
+
+    #[test]
+    fn a_wasi_call_of_unknown_number_is_refused() {
+        let mut body = Vec::new();
+        Event::Sys(Box::new(SysRecord {
+            func: super::super::syscall::FUNCS.len() as u16,
+            scalars: vec![],
+            paths: vec![],
+            result: SysResult::Errno(0),
+            out: vec![],
+            data: SysData::None,
+        }))
+        .encode_into(&mut body, &mut Vec::new());
+        let header = TapeHeader {
+            module: "m".into(),
+            module_xxh3: String::new(),
+            module_blake3: String::new(),
+            devstash: "9.9.9".into(),
+            created: String::new(),
+            created_ms: 0,
+            events: 1,
+        };
+        let e = Tape::decode(&encode(&header, &body)).unwrap_err();
+        assert!(
+            matches!(&e, TapeError::Corrupt(m) if m.contains("WASI call numbered 36")),
+            "{e:?}"
+        );
     }
 
     #[test]
