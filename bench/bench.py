@@ -3,6 +3,9 @@
 and joblib.Memory (installed into their own virtualenv), and for `wasmtime run` when a wasmtime
 CLI is on PATH. Prints a table of medians and ratios and writes it to bench/RESULTS.md.
 
+`BENCH_ONLY=files` runs only the file-heavy record/replay row (and prints it without writing
+bench/RESULTS.md): a quick check of that workload.
+
 Each figure is the median of several repetitions taken side by side in one run: on a noisy
 machine, compare ratios, not absolute numbers.
 """
@@ -28,6 +31,15 @@ CALLS = 10_000
 JOBLIB_CALLS = 2_000
 BIG = 256 << 20
 ARG_ITEMS = 5_000_000
+FILES = 3_000
+
+
+class SpawnError(RuntimeError):
+    """A command that exited with a code other than 0; `stderr` is empty unless captured."""
+
+    def __init__(self, cmd, code, out, err):
+        super().__init__(f"{' '.join(map(str, cmd))} exited {code}: {out}{err}")
+        self.code, self.stderr = code, err
 
 
 def sh(*cmd, cwd=None, env=None):
@@ -48,18 +60,24 @@ def venv_python():
     return str(py)
 
 
-def spawn(cmd, cwd):
-    """Runs a command; returns (wall seconds, stdout, peak RSS in bytes)."""
+def spawn(cmd, cwd, capture_err=False):
+    """Runs a command; returns (wall seconds, stdout, peak RSS in bytes). Raises SpawnError if it
+    fails, with its stderr when `capture_err`."""
     out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile() if capture_err else subprocess.DEVNULL
     t = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
     _, status, rusage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
     p.returncode = os.waitstatus_to_exitcode(status)
     out.seek(0)
     text = out.read().decode()
     if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {p.returncode}: {text}")
+        err_text = ""
+        if capture_err:
+            err.seek(0)
+            err_text = err.read().decode(errors="replace")
+        raise SpawnError(cmd, p.returncode, text, err_text)
     return wall, text, rusage.ru_maxrss * 1024
 
 
@@ -74,6 +92,14 @@ def field(text, name):
 # minutes when it allocates new ones, so deleting one run's thousands of entry files would slow
 # the file creation of the next (the miss + store row measured 3-6x slower that way).
 SCRATCH = []
+
+
+def word(text, name):
+    """The value of `name=…` in `text`, as a string."""
+    for part in text.split():
+        if part.startswith(name + "="):
+            return part.split("=", 1)[1]
+    raise RuntimeError(f"no {name} in {text!r}")
 
 
 def fresh():
@@ -120,6 +146,69 @@ def warm(cmd, reps=None):
     spawn(cmd, d)
     walls = [spawn(cmd, d)[0] for _ in range(reps or REPS * 4)]
     return median(walls)
+
+
+def file_heavy(guest):
+    """The row of a file-heavy program: `bench_guest files` creates FILES small files in /work,
+    reads each back, stats them, lists the folder, reads every file again, then rewrites, renames
+    and removes some. A run, a recording and a replay are interleaved as in the record/replay rows;
+    each run and recording gets a fresh empty folder as /work, made before its process starts.
+    The replay is granted no folder: what the program read must all come from the tape. A replay
+    that fails or prints other output is reported in the cell, not raised."""
+    d = fresh()
+    tape = Path(d) / "files.tape"
+    args = ["files", str(FILES), "/work"]
+
+    def run_cmd():
+        return ds("--dir", f"{fresh()}::/work", guest, *args)
+
+    def rec_cmd():
+        return [str(DEVSTASH), "record", "-o", str(tape), "--dir", f"{fresh()}::/work",
+                str(guest), "--", *args]
+
+    rep_cmd = [str(DEVSTASH), "replay", str(guest), str(tape)]
+    expect = word(spawn(run_cmd(), d)[1], "checksum")  # warms the compile cache
+    runs, recs, reps, tapes = [], [], [], []
+    replay_error = None
+    recorded = None
+    for _ in range(REPS):
+        wall, text, _ = spawn(run_cmd(), d)
+        runs.append(wall)
+        assert word(text, "checksum") == expect, text
+        wall, recorded, _ = spawn(rec_cmd(), d)
+        recs.append(wall)
+        assert word(recorded, "checksum") == expect, recorded
+        tapes.append(tape.stat().st_size)
+        if replay_error is None:
+            try:
+                wall, text, _ = spawn(rep_cmd, d, capture_err=True)
+                if text != recorded:
+                    replay_error = f"replay prints other output: {text.strip()[:120]!r}"
+                else:
+                    reps.append(wall)
+            except SpawnError as e:
+                first = next((line for line in e.stderr.splitlines() if line.strip()), "(no stderr)")
+                replay_error = f"replay fails: {first} (exit {e.code})"
+    r, c, t = median(runs), median(recs), median(tapes)
+    read_all, read_once = field(recorded, "read_bytes"), field(recorded, "unique_bytes")
+    mib = 2**20
+    tape_cell = f"tape {t / mib:.2f} MiB" + (f" ({t:.0f} B)" if t < 0.01 * mib else "")
+    if replay_error:
+        cell = f"record {c:.2f} s; {replay_error}; {tape_cell}"
+        replay_ratio = "replay —"
+        tape_note = " (an incomplete tape: its replay fails)"
+    else:
+        p = median(reps)
+        cell = f"record {c:.2f} s, replay {p:.2f} s; {tape_cell}"
+        replay_ratio = f"replay {p / r:.2f}× run"
+        tape_note = ""
+    return (f"record and replay, file-heavy (N={FILES:,} files), whole process",
+            cell,
+            f"run {r:.2f} s; file contents read {read_all / mib:.2f} MiB, "
+            f"{read_once / mib:.2f} MiB counting each distinct content once",
+            f"record {100 * (c / r - 1):+.0f} %; {replay_ratio}; "
+            f"tape {t / read_once:.2f}× the bytes read once{tape_note}",
+            "record ≤ +5 %; tape ≤ 1.5× the bytes read once (contents once, plus the calls)")
 
 
 def fresh_read_gbps(threads):
@@ -188,13 +277,24 @@ def machine():
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}{mem}"
 
 
+def table(rows):
+    header = "| workload | devstash | baselines (same run) | ratio | goal |\n|---|---|---|---|---|\n"
+    return header + "".join(f"| {' | '.join(r)} |\n" for r in rows)
+
+
 def main():
+    only = os.environ.get("BENCH_ONLY", "")
+    if only not in ("", "files"):
+        sys.exit(f"BENCH_ONLY={only!r}: the only subset is 'files'")
     # Compiled modules and the signing key of these runs live with the scratch directories.
     os.environ["DEVSTASH_HOME"] = fresh()
     build()
-    py = venv_python()
     guest = WASM / "bench_guest.wasm"
     quick = WASM / "quickstart.wasm"
+    if only == "files":
+        print(table([file_heavy(guest)]))
+        return
+    py = venv_python()
     rows = []  # (workload, devstash, baseline, ratio, goal)
 
     ds_hit, ds_miss = hits(ds(guest, "calls", CALLS), CALLS)
@@ -274,17 +374,16 @@ def main():
                      f"record {c * 1e3:.1f} ms, replay {p * 1e3:.1f} ms", f"run {r * 1e3:.1f} ms",
                      f"record {100 * (c / r - 1):+.0f} %; replay {p / r:.2f}× run",
                      "record ≤ +5 %, replay ≤ 1×"))
+    rows.append(file_heavy(guest))
 
     extra = os.environ.get("BENCH_EXTRA")
     if extra:
         for line in Path(extra).read_text().splitlines():
             rows.append(tuple(line.split("\t")))
 
-    header = "| workload | devstash | baselines (same run) | ratio | goal |\n|---|---|---|---|---|\n"
-    table = header + "".join(f"| {' | '.join(r)} |\n" for r in rows)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     report = (f"# Benchmark results\n\nTaken {stamp} on {machine()}, by `make bench` "
-              f"(medians of {REPS}+ repetitions, side by side in one run).\n\n{table}")
+              f"(medians of {REPS}+ repetitions, side by side in one run).\n\n{table(rows)}")
     print(report)
     (ROOT / "bench" / "RESULTS.md").write_text(report)
 

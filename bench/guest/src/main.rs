@@ -7,7 +7,17 @@
 //! - `arg N debug|plain`: one marked call (a miss on a fresh cache) over an argument of N
 //!   small structs, whose type implements `Debug` or not: what the arguments preview costs.
 //!   Prints `secs=…`.
+//! - `files N DIR`: file-system traffic in DIR, a guest directory that must start empty (run it
+//!   with `--dir HOST::/work` and `files N /work`): creates N files of 1–4 KiB (deterministic,
+//!   incompressible contents), reads each back, stats each, lists DIR, reads every file a second
+//!   time (the same contents again, which a deduplicating tape stores once), then rewrites a
+//!   tenth of them (and reads those back), renames a tenth, removes a tenth and lists DIR again.
+//!   Every read is checked against what was written. Prints `files=N read_bytes=… unique_bytes=…
+//!   checksum=… secs=…`: all bytes of file contents read, those bytes counting each distinct
+//!   content once, and a checksum of everything read (contents, sizes, names) to compare runs.
 
+use std::fmt::Display;
+use std::path::Path;
 use std::time::Instant;
 
 use devstash::{stash, stashed};
@@ -50,6 +60,156 @@ fn make(n: usize) -> ByteBuf {
         v.extend_from_slice(&pattern[..take]);
     }
     ByteBuf::from(v)
+}
+
+/// A 64-bit hash of bytes, eight at a time (FNV-1a is too slow per byte to leave out of the
+/// timing); not cryptographic, only to compare what runs read.
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap());
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    }
+    for &b in chunks.remainder() {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h ^ (h >> 32)
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The contents of file `i` at `version`: 1024 to 4096 pseudo-random bytes.
+fn contents(i: usize, version: u64) -> Vec<u8> {
+    let mut state = (i as u64) << 8 | version;
+    let len = 1024 + (splitmix(&mut state) % 3073) as usize;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        v.extend_from_slice(&splitmix(&mut state).to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// The value, or a one-line error on stderr and exit code 1.
+fn check<T>(r: std::io::Result<T>, what: impl Display) -> T {
+    r.unwrap_or_else(|e| {
+        eprintln!("bench_guest files: {what}: {e}");
+        std::process::exit(1);
+    })
+}
+
+/// What `files` read.
+#[derive(Default)]
+struct Read {
+    bytes: u64,
+    unique: u64,
+    sum: u64,
+}
+
+impl Read {
+    fn mix(&mut self, h: u64) {
+        self.sum = (self.sum.rotate_left(5) ^ h).wrapping_mul(0x100_0000_01b3);
+    }
+
+    /// Reads `path`, checks it holds what was written (its hash `expect`) and counts it.
+    fn file(&mut self, path: &Path, expect: u64, first: bool) {
+        let data = check(std::fs::read(path), format_args!("read {}", path.display()));
+        let h = hash(&data);
+        if h != expect {
+            eprintln!(
+                "bench_guest files: {} does not hold what was written",
+                path.display()
+            );
+            std::process::exit(1);
+        }
+        self.bytes += data.len() as u64;
+        if first {
+            self.unique += data.len() as u64;
+        }
+        self.mix(h);
+    }
+
+    /// Lists `dir` (names sorted, with their sizes) and counts it; returns how many entries.
+    fn list(&mut self, dir: &Path) -> usize {
+        let mut names = Vec::new();
+        for e in check(
+            std::fs::read_dir(dir),
+            format_args!("list {}", dir.display()),
+        ) {
+            let e = check(e, format_args!("list {}", dir.display()));
+            let len = check(e.metadata(), format_args!("stat {:?}", e.file_name())).len();
+            names.push((e.file_name().to_string_lossy().into_owned(), len));
+        }
+        names.sort();
+        for (name, len) in &names {
+            self.mix(hash(name.as_bytes()) ^ len);
+        }
+        names.len()
+    }
+}
+
+fn files(n: usize, dir: &Path) -> Read {
+    let mut read = Read::default();
+    if read.list(dir) != 0 {
+        eprintln!("bench_guest files: {} is not empty", dir.display());
+        std::process::exit(1);
+    }
+    let path = |i: usize| dir.join(format!("f{i:05}.dat"));
+    let mut written = Vec::with_capacity(n);
+    for i in 0..n {
+        let data = contents(i, 0);
+        check(
+            std::fs::write(path(i), &data),
+            format_args!("write {}", path(i).display()),
+        );
+        written.push((hash(&data), data.len() as u64));
+    }
+    for (i, &(h, _)) in written.iter().enumerate() {
+        read.file(&path(i), h, true);
+    }
+    for (i, &(_, len)) in written.iter().enumerate() {
+        let meta = check(
+            std::fs::metadata(path(i)),
+            format_args!("stat {}", path(i).display()),
+        );
+        assert!(meta.is_file() && meta.len() == len, "{}", path(i).display());
+        read.mix(meta.len());
+    }
+    assert_eq!(read.list(dir), n);
+    for (i, &(h, _)) in written.iter().enumerate() {
+        read.file(&path(i), h, false);
+    }
+    // A tenth rewritten (new contents, read back), a tenth renamed, a tenth removed.
+    for i in (3..n).step_by(10) {
+        let data = contents(i, 1);
+        check(
+            std::fs::write(path(i), &data),
+            format_args!("rewrite {}", path(i).display()),
+        );
+        read.file(&path(i), hash(&data), true);
+    }
+    for i in (5..n).step_by(10) {
+        let to = dir.join(format!("r{i:05}.dat"));
+        check(
+            std::fs::rename(path(i), &to),
+            format_args!("rename {}", path(i).display()),
+        );
+    }
+    for i in (7..n).step_by(10) {
+        check(
+            std::fs::remove_file(path(i)),
+            format_args!("remove {}", path(i).display()),
+        );
+    }
+    assert_eq!(read.list(dir), n - (7..n).step_by(10).count());
+    read
 }
 
 fn main() {
@@ -102,8 +262,21 @@ fn main() {
             };
             println!("sum={sum} secs={:.6}", dt.as_secs_f64());
         }
+        Some("files") => {
+            let dir = Path::new(args.get(2).map(String::as_str).unwrap_or("/work"));
+            let t = Instant::now();
+            let read = files(n as usize, dir);
+            let dt = t.elapsed();
+            println!(
+                "files={n} read_bytes={} unique_bytes={} checksum={:016x} secs={:.6}",
+                read.bytes,
+                read.unique,
+                read.sum,
+                dt.as_secs_f64()
+            );
+        }
         _ => {
-            eprintln!("usage: bench_guest calls N | big BYTES | arg N debug|plain");
+            eprintln!("usage: bench_guest calls N | big BYTES | arg N debug|plain | files N DIR");
             std::process::exit(2);
         }
     }
