@@ -826,17 +826,19 @@ pub fn errno_name(e: u16) -> &'static str {
     NAMES.get(e as usize).copied().unwrap_or("unknown")
 }
 
-/// The real functions, called through the shim, made on the first call.
+/// The real functions, called through the shim, made on the first call (with the guest's
+/// memory, which the shim imports).
 struct Forwarders {
-    funcs: OnceLock<Vec<Func>>,
+    made: OnceLock<(Memory, Vec<Func>)>,
     shim: Module,
     originals: Vec<Func>,
 }
 
 impl Forwarders {
-    fn get(&self, caller: &mut Caller<'_, Ctx>) -> Result<Vec<Func>> {
-        if let Some(f) = self.funcs.get() {
-            return Ok(f.clone());
+    /// The guest's memory and the forwarder of function `i`.
+    fn get(&self, caller: &mut Caller<'_, Ctx>, i: u16) -> Result<(Memory, Func)> {
+        if let Some((memory, funcs)) = self.made.get() {
+            return Ok((*memory, funcs[i as usize]));
         }
         let memory = guest_memory(caller)?;
         let mut imports = vec![Extern::Memory(memory)];
@@ -850,7 +852,8 @@ impl Forwarders {
                     .ok_or_else(|| format_err!("the WASI shim has no `{}`", s.name))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(self.funcs.get_or_init(|| funcs).clone())
+        let (memory, funcs) = self.made.get_or_init(|| (memory, funcs));
+        Ok((*memory, funcs[i as usize]))
     }
 }
 
@@ -890,7 +893,7 @@ pub fn record(
         })
         .collect::<Result<Vec<_>>>()?;
     let forwarders = Arc::new(Forwarders {
-        funcs: OnceLock::new(),
+        made: OnceLock::new(),
         shim,
         originals,
     });
@@ -906,9 +909,7 @@ pub fn record(
             spec.name,
             ty,
             move |mut caller: Caller<'_, Ctx>, params: &[Val], results: &mut [Val]| {
-                let funcs = fwd.get(&mut caller)?;
-                let real = funcs[i as usize];
-                let mem = guest_memory(&mut caller)?;
+                let (mem, real) = fwd.get(&mut caller, i)?;
                 if i == poll
                     && clock_only(
                         mem.data(&caller),
