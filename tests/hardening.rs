@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::{Sandbox, guest};
 use devstash_protocol::{ABI_VERSION, SiteDesc, SiteKind, codec};
-use devstash_runner::tape::format::{self, Event, Tape, WallReading};
+use devstash_runner::tape::format::{self, Event, SysData, Tape, WallReading};
 
 // ---------------------------------------------------------------------------------------------
 // Running devstash with a deadline, a memory watchdog and its peak RSS
@@ -2138,4 +2138,80 @@ fn a_guest_cannot_point_the_cache_or_its_tapes_at_another_folder() {
     r.assert_sane();
     assert_ne!(r.code, Some(0), "{r:?}");
     nothing_outside();
+}
+
+/// A tape names the files it reads by hash: a forged one that points out of the granted folder,
+/// at a FIFO, or at another file than it claims, reads nothing and never hangs; one whose reads
+/// disagree with the file is a divergence, never other bytes.
+#[test]
+fn forged_by_hash_tapes_read_nothing_outside_the_grant() {
+    let sb = Sandbox::new();
+    let probe = guest("probe");
+    let data = sb.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("in.txt"), "public\n").unwrap();
+    // Outside the grant, with the very contents the tape will claim.
+    std::fs::write(sb.path().join("secret.txt"), "public\n").unwrap();
+    let r = ds(
+        &sb,
+        &[
+            "record",
+            "-q",
+            "--dir",
+            "data::/data:ro",
+            "--by-hash",
+            "/data",
+            "-o",
+            "t.tape",
+            s(&probe),
+            "read",
+            "/data/in.txt",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let tape = sb.path().join("t.tape");
+    let replay = |sb: &Sandbox| {
+        ds(
+            sb,
+            &[
+                "replay",
+                "-q",
+                "--dir",
+                "data::/data:ro",
+                s(&probe),
+                "t.tape",
+            ],
+        )
+    };
+    assert_eq!(replay(&sb).code, Some(0));
+
+    for forged in ["../secret.txt", "/etc/passwd", "fifo"] {
+        let original = std::fs::read(&tape).unwrap();
+        rewrite_tape(&tape, |e| {
+            if let Event::RefFile(f) = e {
+                f.path = forged.to_string();
+            }
+        });
+        if forged == "fifo" {
+            mkfifo(&data.join("fifo"));
+        }
+        let r = replay(&sb);
+        assert_eq!(r.code, Some(125), "{forged}: {r:?}");
+        assert!(r.stderr.contains("cannot read"), "{forged}: {r:?}");
+        assert!(r.stdout.is_empty(), "{forged}: {r:?}");
+        std::fs::write(&tape, original).unwrap();
+    }
+
+    // A read whose recorded bytes are not the file's: a divergence, not the file's bytes.
+    rewrite_tape(&tape, |e| {
+        if let Event::Sys(c) = e
+            && let SysData::Ref { hash, .. } = &mut c.data
+        {
+            hash[0] ^= 1;
+        }
+    });
+    let r = replay(&sb);
+    assert_eq!(r.code, Some(123), "{r:?}");
+    assert!(r.stderr.contains("changed during the replay"), "{r:?}");
+    assert!(!r.out().contains("read 7 bytes"), "{r:?}");
 }

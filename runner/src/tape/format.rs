@@ -152,6 +152,9 @@ pub enum SysData {
         file: u32,
         /// Where the read started.
         offset: u64,
+        /// blake3 of the bytes read: a replay checks each read, so that a file changed after
+        /// its check is a divergence, never other bytes.
+        hash: [u8; 32],
     },
 }
 

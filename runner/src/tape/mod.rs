@@ -507,10 +507,11 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     );
     match diff {
         Some(diff) => {
+            // The diff quotes what the program wrote, and file names from the tape: escaped.
             say(&format!(
                 "devstash: verify failed: the replay's output differs from the recording ({})\n{}",
                 path.display(),
-                diff.trim_end_matches('\n')
+                output::escape_lines(diff.trim_end_matches('\n'))
             ));
             Ok(exit::VERIFY_FAILED)
         }

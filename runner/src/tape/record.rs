@@ -466,7 +466,11 @@ impl Recorder {
                                 .fds
                                 .insert(fd, (file, pos + bytes.len() as u64));
                         }
-                        SysData::Ref { file, offset }
+                        SysData::Ref {
+                            file,
+                            offset,
+                            hash: *blake3::hash(bytes).as_bytes(),
+                        }
                     }
                     _ => SysData::Chunks(self.chunk_ids(bytes)),
                 }
@@ -536,7 +540,7 @@ impl Recorder {
             Some((guest.clone(), host.clone(), rel.to_string()))
         });
         let id = id.and_then(|(guest, host, rel)| {
-            let (len, hash) = hash_file(&host, &rel).ok()?;
+            let (_, len, hash) = open_hashed(&host, &rel).ok()?;
             let id = self.by_hash.files.values().flatten().count() as u32;
             self.push(Event::RefFile(Box::new(RefFile {
                 id,
@@ -580,16 +584,17 @@ impl Recorder {
     }
 }
 
-/// The size and blake3 of the regular file `rel` in the host folder `dir` (never outside it).
-pub fn hash_file(dir: &std::path::Path, rel: &str) -> std::io::Result<(u64, [u8; 32])> {
+/// The regular file `rel` in the host folder `dir` (never outside it, never a FIFO or a
+/// device), opened, with its size and blake3.
+pub fn open_hashed(
+    dir: &std::path::Path,
+    rel: &str,
+) -> std::io::Result<(std::fs::File, u64, [u8; 32])> {
     let root = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
-    let file = root.open(rel)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
+    let file = crate::store::disk::open_regular(&root, rel)?.into_std();
     let mut hasher = blake3::Hasher::new();
-    let len = std::io::copy(&mut file.into_std(), &mut hasher)?;
-    Ok((len, *hasher.finalize().as_bytes()))
+    let len = std::io::copy(&mut &file, &mut hasher)?;
+    Ok((file, len, *hasher.finalize().as_bytes()))
 }
 
 /// The recorder, as the recording WASI functions see it.

@@ -358,16 +358,20 @@ impl Player {
                 .find(|(guest, _)| guest.trim_end_matches('/') == r.dir.trim_end_matches('/'))
             else {
                 bail!(
-                    "the tape reads {shown} ({}) from the host rather than holding it: grant                      the folder that holds it, read-only, with `--dir HOST::{}:ro`",
+                    "the tape reads {shown} ({}) from the host rather than holding it: grant the \
+                     folder that holds it, read-only, with `--dir HOST::{}:ro`",
                     crate::output::human_size(r.len),
                     r.dir
                 );
             };
             let host_file = host.join(&r.path);
-            match super::record::hash_file(host, &r.path) {
-                Ok((len, hash)) if len == r.len && hash == r.hash => {}
+            match super::record::open_hashed(host, &r.path) {
+                Ok((file, len, hash)) if len == r.len && hash == r.hash => {
+                    self.ref_files.push(Some(file));
+                }
                 Ok(_) => bail!(
-                    "{} is not the file the recording read as {shown}: its contents differ                      (blake3 {} recorded); grant the folder as it was when recorded",
+                    "{} is not the file the recording read as {shown}: its contents differ \
+                     (blake3 {} recorded); grant the folder as it was when recorded",
                     host_file.display(),
                     short_hex(&r.hash)
                 ),
@@ -376,8 +380,6 @@ impl Player {
                     host_file.display()
                 ),
             }
-            let root = cap_std::fs::Dir::open_ambient_dir(host, cap_std::ambient_authority())?;
-            self.ref_files.push(Some(root.open(&r.path)?.into_std()));
         }
         Ok(())
     }
@@ -473,13 +475,15 @@ impl Player {
                 SysData::Chunks(ids) => self
                     .join_chunks(ids)
                     .map_err(|e| wasmtime::format_err!("{e}"))?,
-                SysData::Ref { file, offset } => {
+                SysData::Ref { file, offset, hash } => {
                     let n = syscall::count(spec, &out).unwrap_or(0) as usize;
                     let mut buf = vec![0; n];
                     let f = self.ref_files.get(*file as usize).and_then(Option::as_ref);
                     match f.map(|f| std::os::unix::fs::FileExt::read_exact_at(f, &mut buf, *offset))
                     {
-                        Some(Ok(())) => buf,
+                        Some(Ok(())) if blake3::hash(&buf) == blake3::Hash::from_bytes(*hash) => {
+                            buf
+                        }
                         _ => {
                             let r = &self.refs[*file as usize];
                             return Err(self.diverge(
