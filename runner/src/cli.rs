@@ -3,7 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::flags::{ClearArgs, GlobalArgs, InspectArgs, ListArgs, RecordArgs, ReplayArgs, RunArgs};
+use crate::flags::{
+    ClearArgs, GlobalArgs, InspectArgs, ListArgs, RecordArgs, RemoteCmdArgs, ReplayArgs, RunArgs,
+};
 use crate::{exit, inspect, manage, output, run, tape};
 
 /// Record/replay runner for WebAssembly programs: marked calls are computed once and stored.
@@ -33,6 +35,8 @@ pub enum Command {
     Clear(ClearArgs),
     /// Show an entry, a module's marked sites, or a tape.
     Inspect(InspectArgs),
+    /// Set up and check a team cache (a remote shared by several machines).
+    Remote(RemoteCmdArgs),
 }
 
 impl Cli {
@@ -73,6 +77,7 @@ impl Cli {
             Command::List(args) => manage::list(g, args),
             Command::Clear(args) => manage::clear(g, args),
             Command::Inspect(args) => inspect::inspect(g, args),
+            Command::Remote(args) => manage::remote(g, args),
         };
         match result {
             Ok(code) => code,

@@ -18,6 +18,8 @@ use crate::net::{Allow, HostRule, NetPolicy};
 use crate::runtime::Limits;
 use crate::sandbox::{DirGrant, EnvVar, Sandbox};
 use crate::store::pattern::Pattern;
+use crate::store::remote::Mode;
+use crate::team::Choice;
 
 /// Options every command takes.
 #[derive(Debug, Args)]
@@ -240,6 +242,58 @@ pub struct CacheArgs {
     /// (`app::fetch`) or entry file name.
     #[arg(long, value_name = "PATTERN", num_args = 0..=1, require_equals = true, default_missing_value = "*")]
     pub refresh: Option<String>,
+    /// The team cache behind the local one.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Which team cache to use, and how (see `devstash.toml`'s `[remote]` for the rest).
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// Share entries through a team's store: s3://BUCKET/PREFIX?endpoint=URL&region=R,
+    /// redis://HOST:PORT/DB/PREFIX, gs://, azblob://, webdav://, fs:///shared/folder. Default:
+    /// `[remote] url` in ./devstash.toml. Credentials come from the environment only.
+    #[arg(
+        long,
+        env = "DEVSTASH_REMOTE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub remote: Option<String>,
+    /// read (the default: look entries up), read-write (also upload what is computed, signed
+    /// with DEVSTASH_REMOTE_SIGNING_KEY: for trusted writers such as CI on a protected branch),
+    /// or off.
+    #[arg(long, env = "DEVSTASH_REMOTE_MODE", value_name = "MODE")]
+    pub remote_mode: Option<Mode>,
+}
+
+impl RemoteArgs {
+    /// The choice these flags make.
+    pub fn choice(&self) -> Choice {
+        Choice {
+            url: self.remote.clone(),
+            mode: self.remote_mode,
+        }
+    }
+}
+
+/// `devstash remote`.
+#[derive(Debug, Args)]
+pub struct RemoteCmdArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: RemoteAction,
+}
+
+/// `devstash remote` actions.
+#[derive(Debug, clap::Subcommand)]
+pub enum RemoteAction {
+    /// Check the team cache: reachable, readable, writable (in read-write mode), signing set up.
+    /// Exits with 1 when a check fails.
+    Check(RemoteArgs),
+    /// Make a writer key pair: the signing key (for the writer's environment only) and the
+    /// public key (for `public_keys` in devstash.toml).
+    Keygen,
 }
 
 impl CacheArgs {
@@ -331,6 +385,10 @@ pub struct ListArgs {
     /// Order of the rows: name (A to Z), age (newest first) or size (largest first).
     #[arg(long, value_enum, default_value_t = SortKey::Name, value_name = "KEY")]
     pub sort: SortKey,
+    /// What the team cache holds for this project instead (its entry count and size), from
+    /// DEVSTASH_REMOTE or devstash.toml.
+    #[arg(long)]
+    pub remote: bool,
 }
 
 /// Orders of `devstash list`.

@@ -67,6 +67,8 @@ pub struct Stats {
     pub corrupt: u64,
     /// Recorded compute time of the hits, in nanoseconds.
     pub saved_ns: u64,
+    /// The team cache's counts, when there is one.
+    pub remote: Option<crate::store::remote::RemoteStats>,
 }
 
 /// Memory the host holds on the guest's behalf, counted against `--max-memory` together with the
@@ -333,6 +335,14 @@ pub struct StashHost {
 }
 
 impl StashHost {
+    /// Ends the run's use of the store (a team cache's uploads are waited for) and returns the
+    /// counters for the summary line.
+    pub fn finish(&mut self) -> Stats {
+        let mut stats = std::mem::take(&mut self.stats);
+        stats.remote = self.tier.finish();
+        stats
+    }
+
     /// State for a run that keeps its entries in `tier`.
     pub fn new(tier: Box<dyn Tier>, policy: Policy) -> StashHost {
         StashHost {

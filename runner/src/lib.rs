@@ -6,10 +6,10 @@
 //! | layer | modules |
 //! |---|---|
 //! | command line | [`cli`], and [`flags`] (the flags, read by the command line and the commands only) |
-//! | commands | [`run`], [`tape`] (`record`, `replay`), [`manage`] (`list`, `clear`), [`inspect`] |
-//! | running a module | [`runtime`], [`engine`], [`sandbox`], [`home`], the tape machinery ([`tape::format`], [`tape::record`], [`tape::replay`], …) |
+//! | commands | [`run`], [`tape`] (`record`, `replay`), [`manage`] (`list`, `clear`, `remote`), [`inspect`] |
+//! | running a module | [`runtime`], [`engine`], [`sandbox`], [`home`], [`team`] (the team cache's settings), the tape machinery ([`tape::format`], [`tape::record`], [`tape::replay`], …) |
 //! | host imports | [`host`], [`net`] |
-//! | store | [`store`] |
+//! | store | [`store`] (the local cache and a team's remote) |
 //! | shared by all | [`output`] (formatting, escaping, printing), [`exit`] (exit codes) |
 
 pub mod cli;
@@ -27,6 +27,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod store;
 pub mod tape;
+pub mod team;
 
 #[cfg(test)]
 mod layering {
@@ -42,7 +43,7 @@ mod layering {
             ("main" | "cli", _) => 6,
             ("flags", _) => 5,
             ("run" | "manage" | "inspect", _) | (_, "tape/mod") => 4,
-            ("runtime" | "engine" | "sandbox" | "home" | "tape", _) => 3,
+            ("runtime" | "engine" | "sandbox" | "home" | "team" | "tape", _) => 3,
             ("host" | "net", _) => 2,
             ("store", _) => 1,
             ("output" | "exit" | "lib", _) => 0,

@@ -1,4 +1,5 @@
-//! `devstash list` and `devstash clear`, and the TTL verdicts `devstash inspect` shares.
+//! `devstash list`, `devstash clear` and `devstash remote`, and the TTL verdicts `devstash
+//! inspect` shares.
 //!
 //! Reading and removing files is left to [`crate::store::listing`], which only ever works through
 //! a handle on the cache directory; this module decides what to show and what to select.
@@ -9,7 +10,7 @@ use anyhow::{Result, bail};
 use comfy_table::{Cell, CellAlignment, Color};
 use serde::Serialize;
 
-use crate::flags::{ClearArgs, Dur, GlobalArgs, ListArgs, SortKey};
+use crate::flags::{ClearArgs, Dur, GlobalArgs, ListArgs, RemoteAction, RemoteCmdArgs, SortKey};
 use crate::home::Home;
 use crate::output::{
     self, colour, count, escape, human_age, human_duration, human_size, table, ttl_text,
@@ -19,6 +20,7 @@ use crate::store::listing::{
     CacheDir, FileKind, KeptFile, LEGACY_MODULES_DIR, Listed, Place, Scan, TAPES_DIR,
 };
 use crate::store::pattern::Pattern;
+use crate::team;
 
 /// How an entry stands: judged against its own TTL or an override.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +143,9 @@ struct JsonTotal {
 
 /// Runs `devstash list`.
 pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<i32> {
+    if args.remote {
+        return list_remote(args.json);
+    }
     let now = SystemTime::now();
     let shown = global.cache_dir.display().to_string();
     let Some(cache) = CacheDir::open(&global.cache_dir, &Home::open()?.signer())? else {
@@ -510,6 +515,85 @@ impl Tally {
             ));
         }
         format!("{verb} {} from {shown}", parts.join(", "))
+    }
+}
+
+/// The team cache of `list --remote` and `remote check`: from DEVSTASH_REMOTE (or the flags)
+/// and devstash.toml.
+fn chosen_remote(choice: &team::Choice) -> Result<crate::store::remote::Remote> {
+    match team::settings(choice, std::path::Path::new("."))? {
+        Some(s) => team::open(s),
+        None => bail!(
+            "no team cache is set: pass --remote URL, set DEVSTASH_REMOTE, or add a [remote] \
+             table with a url to {} (the README's \"Sharing a cache with a team\" shows how)",
+            team::CONFIG_FILE
+        ),
+    }
+}
+
+/// `devstash list --remote`: how many entries the team cache holds in its namespace.
+fn list_remote(json: bool) -> Result<i32> {
+    let choice = team::Choice {
+        url: std::env::var("DEVSTASH_REMOTE").ok(),
+        mode: None,
+    };
+    let remote = chosen_remote(&choice)?;
+    let s = remote.settings();
+    let (count, bytes) = remote
+        .usage()
+        .map_err(|e| anyhow::anyhow!("cannot list remote {}: {e}", s.url))?;
+    if json {
+        #[derive(Serialize)]
+        struct JsonRemote<'a> {
+            remote: &'a str,
+            namespace: &'a str,
+            entries: u64,
+            bytes: u64,
+        }
+        output::json(&JsonRemote {
+            remote: &s.url,
+            namespace: &s.namespace,
+            entries: count,
+            bytes,
+        })?;
+    } else {
+        output::line(format_args!(
+            "remote {} (namespace {}): {}, {}",
+            s.url,
+            s.namespace,
+            output::count(count, "entry", "entries"),
+            human_size(bytes)
+        ))?;
+    }
+    Ok(0)
+}
+
+/// `devstash remote check` and `devstash remote keygen`.
+pub fn remote(_global: &GlobalArgs, args: &RemoteCmdArgs) -> Result<i32> {
+    match &args.action {
+        RemoteAction::Keygen => {
+            let (secret, public) = team::keygen()?;
+            output::line(format_args!("{}={secret}", team::SIGNING_KEY_ENV))?;
+            output::line(format_args!("public_keys = [\"{public}\"]"))?;
+            output::say(&format!(
+                "devstash: the first line is the writer's secret: put it in the writer's \
+                 environment only (a CI secret of the protected branch), never in a file of the \
+                 project. The second goes in {}'s [remote] table, for every reader.",
+                team::CONFIG_FILE
+            ));
+            Ok(0)
+        }
+        RemoteAction::Check(flags) => {
+            let remote = chosen_remote(&flags.choice())?;
+            let s = remote.settings();
+            output::line(format_args!(
+                "remote     {} (mode {}, namespace {})",
+                s.url, s.mode, s.namespace
+            ))?;
+            let (report, ok) = remote.check();
+            output::line(output::escape_lines(&report))?;
+            Ok(if ok { 0 } else { 1 })
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use crate::home::Home;
 use crate::host::{Budget, StashHost};
 use crate::runtime;
 use crate::store::disk::DiskTier;
+use crate::team;
 
 /// Runs `devstash run`.
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<i32> {
@@ -24,7 +25,12 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<i32> {
     let wasi = args.module.sandbox()?.builder(&home)?.build_p1();
     let modules = ModuleCache::new(&home)?;
     let prepared = runtime::prepare(module, &limits, Some(&modules))?;
-    let stash = StashHost::new(Box::new(tier), args.cache.policy(&args.net)?)
+    let tier = if args.cache.no_cache {
+        Box::new(tier) as Box<dyn crate::store::Tier>
+    } else {
+        team::tier(tier, &args.cache.remote.choice())?
+    };
+    let stash = StashHost::new(tier, args.cache.policy(&args.net)?)
         .with_net(args.net.policy()?)
         .with_secret_keys(home.keys().secrets, home.keys().headers)
         .with_writer(prepared.hash)

@@ -234,7 +234,7 @@ pub fn execute_with(
     };
     Ok(Outcome {
         exit,
-        stats: std::mem::take(&mut store.data_mut().stash.stats),
+        stats: store.data_mut().stash.finish(),
     })
 }
 
@@ -358,6 +358,16 @@ pub fn summary(s: &Stats, no_cache: bool) -> String {
     if s.corrupt > 0 {
         line.push_str(&format!("; {} corrupt, recomputed", s.corrupt));
     }
+    if let Some(r) = &s.remote {
+        line.push_str(&format!(
+            "; remote: {}, {}, {}, {}{}",
+            count(r.hits, "hit", "hits"),
+            count(r.misses, "miss", "misses"),
+            count(r.uploads, "upload", "uploads"),
+            count(r.errors, "error", "errors"),
+            if r.off { " (turned off)" } else { "" }
+        ));
+    }
     line
 }
 
@@ -381,6 +391,21 @@ mod tests {
         assert_eq!(
             summary(&s, true),
             "devstash: caching off; 2 marked calls ran"
+        );
+        let s = Stats {
+            remote: Some(crate::store::remote::RemoteStats {
+                hits: 1,
+                misses: 1,
+                uploads: 2,
+                errors: 0,
+                off: false,
+            }),
+            ..s
+        };
+        assert_eq!(
+            summary(&s, false),
+            "devstash: 1 hit, 2 misses, 2 stored; saved 2.00s; remote: 1 hit, 1 miss, 2 \
+             uploads, 0 errors"
         );
     }
 }

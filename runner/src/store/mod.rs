@@ -1,8 +1,9 @@
 //! The cache store: entry format, file names, and the tiers that hold entries.
 //!
 //! A [`Tier`] is anything that can look up and store entries by name and key: the local
-//! directory ([`disk::DiskTier`]) today; a remote tier or a tape plugs in behind the same trait
-//! without touching the host imports that call it.
+//! directory ([`disk::DiskTier`]), the same with a team's remote behind it
+//! ([`remote::RemoteTier`]), or a tape's sealed tier, behind the same trait, without touching the
+//! host imports that call it.
 
 pub mod disk;
 pub mod entry;
@@ -10,6 +11,7 @@ pub mod listing;
 pub mod names;
 pub mod pack;
 pub mod pattern;
+pub mod remote;
 pub mod sign;
 pub mod stream;
 
@@ -150,4 +152,9 @@ pub trait Tier: Send {
     fn put(&self, at: &EntryRef, header: &Header, payload: &[u8]) -> anyhow::Result<()>;
     /// Where the tier keeps its entries, for messages.
     fn location(&self) -> String;
+    /// Ends the run's use of the tier (a remote's uploads are waited for) and returns the
+    /// remote's counts, for a tier that has a remote.
+    fn finish(&self) -> Option<remote::RemoteStats> {
+        None
+    }
 }

@@ -251,7 +251,12 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
         .monotonic_clock(RecordingMonotonicClock::new(recorder.clone()))
         .stdout(TeeOutput::new(Stream::Stdout, tty[1], recorder.clone()))
         .stderr(TeeOutput::new(Stream::Stderr, tty[2], recorder.clone()));
-    let stash = StashHost::new(Box::new(tier), args.cache.policy(&args.net)?)
+    let tier = if args.cache.no_cache {
+        Box::new(tier) as Box<dyn Tier>
+    } else {
+        crate::team::tier(tier, &args.cache.remote.choice())?
+    };
+    let stash = StashHost::new(tier, args.cache.policy(&args.net)?)
         .with_net(args.net.policy()?)
         .with_secret_keys(home.keys().secrets, home.keys().headers)
         .with_writer(prepared.hash)
