@@ -3,8 +3,9 @@
 and joblib.Memory (installed into their own virtualenv), and for `wasmtime run` when a wasmtime
 CLI is on PATH. Prints a table of medians and ratios and writes it to bench/RESULTS.md.
 
-`BENCH_ONLY=files` runs only the file-heavy record/replay row (and prints it without writing
-bench/RESULTS.md): a quick check of that workload.
+`BENCH_ONLY=files` (the file-heavy record/replay row) or `BENCH_ONLY=remote` (the team cache
+rows, on a Redis and an S3-compatible server it starts) runs only those rows, and prints them
+without writing bench/RESULTS.md.
 
 Each figure is the median of several repetitions taken side by side in one run: on a noisy
 machine, compare ratios, not absolute numbers.
@@ -211,6 +212,109 @@ def file_heavy(guest):
             "record ≤ +5 %; tape ≤ 1.5× the bytes read once (contents once, plus the calls)")
 
 
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port, proc, what):
+    import socket
+    for _ in range(200):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited at start")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start listening")
+
+
+def remote_servers():
+    """A Redis and an S3-compatible server (moto) on loopback, for the team cache rows: their
+    URLs and the processes to stop. `.ci/run` installs both."""
+    for tool in ("redis-server", "moto_server"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not installed: run `bash .ci/run` (or install it) for the team "
+                     "cache rows")
+    procs, urls = [], {}
+    rp = free_port()
+    redis = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(rp), "--save", "",
+                              "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(redis)
+    wait_port(rp, redis, "redis-server")
+    urls["Redis"] = f"redis://127.0.0.1:{rp}/0/bench"
+    mp = free_port()
+    moto = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(mp)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(moto)
+    wait_port(mp, moto, "moto_server")
+    import urllib.request
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{mp}/bench", method="PUT")).read()
+    urls["S3 (moto)"] = f"s3://bench/p?endpoint=http://127.0.0.1:{mp}&region=us-east-1"
+    return urls, procs
+
+
+def remote_rows(guest, quick):
+    """Team cache rows: a remote hit over loopback (per call, against a local hit and a miss in
+    the same run), and a second machine's first run of the quickstart against its cold run."""
+    urls, procs = remote_servers()
+    rows = []
+    try:
+        keys = subprocess.run([str(DEVSTASH), "remote", "keygen"], capture_output=True, text=True,
+                              check=True).stdout.splitlines()
+        secret = keys[0].split("=", 1)[1]
+        public = keys[1].split('"')[1]
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
+        writer_env = dict(env, DEVSTASH_REMOTE_SIGNING_KEY=secret, DEVSTASH_REMOTE_MODE="read-write")
+
+        def machine(url, namespace):
+            d = fresh()
+            Path(d, "devstash.toml").write_text(
+                f'[remote]\nurl = "{url}"\npublic_keys = ["{public}"]\nnamespace = "{namespace}"\n')
+            return d
+
+        def timed(cmd, d, e):
+            t = time.perf_counter()
+            out = subprocess.run(cmd, cwd=d, env=e, capture_output=True, text=True, check=True).stdout
+            return time.perf_counter() - t, out
+
+        n = CALLS // 10
+        for name, url in urls.items():
+            ns = f"calls{free_port()}"
+            timed(ds(guest, "calls", n), machine(url, ns), writer_env)
+            remote_hit, local_hit = [], []
+            for _ in range(REPS):
+                d = machine(url, ns)
+                remote_hit.append(field(timed(ds(guest, "calls", n), d, env)[1], "per_call_ns"))
+                local_hit.append(field(timed(ds(guest, "calls", n), d, env)[1], "per_call_ns"))
+            miss = [field(timed(ds(guest, "calls", n), fresh(), env)[1], "per_call_ns")
+                    for _ in range(REPS)]
+            r, l, m = median(remote_hit), median(local_hit), median(miss)
+            rows.append((f"team cache hit over loopback, {name}, small value, per call",
+                         f"{r / 1e3:.0f} µs", f"local hit {l / 1e3:.2f} µs; miss + store {m / 1e3:.1f} µs",
+                         f"{r / l:.0f}× a local hit", "≤ 1 ms"))
+        # A second machine's first run of the quickstart, against the same machine's cold run.
+        url = urls["Redis"]
+        ns = f"quick{free_port()}"
+        timed(ds(quick), machine(url, ns), writer_env)
+        first, cold = [], []
+        for _ in range(max(3, REPS // 2)):
+            first.append(timed(ds(quick), machine(url, ns), env)[0])
+            cold.append(timed(ds(quick), fresh(), env)[0])
+        f, c = median(first), median(cold)
+        rows.append(("a second machine's first run of quickstart (team cache on Redis), whole process",
+                     f"{f * 1e3:.0f} ms", f"its cold run (no team cache) {c * 1e3:.0f} ms",
+                     f"{c / f:.0f}× faster", "computes nothing"))
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+    return rows
+
+
 def fresh_read_gbps(threads):
     """GB/s of reading BIG bytes from the page cache into freshly mapped memory with `threads`
     threads (each its own part, 1 MiB per pread): what the kernel allows when every page of the
@@ -284,8 +388,8 @@ def table(rows):
 
 def main():
     only = os.environ.get("BENCH_ONLY", "")
-    if only not in ("", "files"):
-        sys.exit(f"BENCH_ONLY={only!r}: the only subset is 'files'")
+    if only not in ("", "files", "remote"):
+        sys.exit(f"BENCH_ONLY={only!r}: the subsets are 'files' and 'remote'")
     # Compiled modules and the signing key of these runs live with the scratch directories.
     os.environ["DEVSTASH_HOME"] = fresh()
     build()
@@ -293,6 +397,9 @@ def main():
     quick = WASM / "quickstart.wasm"
     if only == "files":
         print(table([file_heavy(guest)]))
+        return
+    if only == "remote":
+        print(table(remote_rows(guest, quick)))
         return
     py = venv_python()
     rows = []  # (workload, devstash, baseline, ratio, goal)
@@ -375,6 +482,7 @@ def main():
                      f"record {100 * (c / r - 1):+.0f} %; replay {p / r:.2f}× run",
                      "record ≤ +5 %, replay ≤ 1×"))
     rows.append(file_heavy(guest))
+    rows.extend(remote_rows(guest, quick))
 
     extra = os.environ.get("BENCH_EXTRA")
     if extra:
