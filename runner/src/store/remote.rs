@@ -426,18 +426,11 @@ impl Remote {
             return true;
         };
         let limit = self.settings.connect_timeout;
-        let reached = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
-            .map_err(|e| e.to_string())
-            .and_then(|mut addrs| {
-                let mut last = "no address".to_string();
-                for a in addrs.by_ref() {
-                    match std::net::TcpStream::connect_timeout(&a, limit) {
-                        Ok(_) => return Ok(()),
-                        Err(e) => last = e.to_string(),
-                    }
-                }
-                Err(last)
-            });
+        let reached = if self.settings.url.starts_with("redis:") {
+            self.redis_ping(&host, port)
+        } else {
+            tcp_connect(&host, port, limit)
+        };
         match reached {
             Ok(()) => true,
             Err(why) => {
@@ -447,15 +440,61 @@ impl Remote {
                 drop(s);
                 warn(
                     &self.settings.url,
-                    &format!(
-                        "cannot connect to {host}:{port} within {} ({why}); the remote is off \
-                         for the rest of this run",
-                        crate::output::human_duration(limit)
-                    ),
+                    &format!("{why}; the remote is off for the rest of this run"),
                 );
                 false
             }
         }
+    }
+
+    /// Connects to a Redis server, authenticates as OpenDAL will, and pings it, each within the
+    /// connect timeout.
+    fn redis_ping(&self, host: &str, port: u16) -> Result<(), String> {
+        let limit = self.settings.connect_timeout;
+        let db = url::Url::parse(&self.settings.url)
+            .ok()
+            .and_then(|u| {
+                u.path_segments()?
+                    .next()
+                    .and_then(|s| s.parse::<i64>().ok())
+            })
+            .unwrap_or(0);
+        let password = self
+            .settings
+            .options
+            .iter()
+            .find(|(k, _)| k == "password")
+            .map(|(_, v)| v.clone());
+        let mut settings = redis::RedisConnectionInfo::default().set_db(db);
+        if let Some(pw) = password {
+            settings = settings.set_password(pw);
+        }
+        let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(
+            host.to_string(),
+            port,
+        ))
+        .map(|i| i.set_redis_settings(settings));
+        let failed = |e: redis::RedisError| {
+            if e.kind() == redis::ErrorKind::AuthenticationFailed
+                || e.to_string().contains("WRONGPASS")
+                || e.to_string().contains("NOAUTH")
+            {
+                format!("the server refused the credentials ({e}); check DEVSTASH_REDIS_PASSWORD")
+            } else {
+                format!(
+                    "cannot connect to {host}:{port} within {} ({e})",
+                    crate::output::human_duration(limit)
+                )
+            }
+        };
+        let client = info.and_then(redis::Client::open).map_err(failed)?;
+        let mut conn = client.get_connection_with_timeout(limit).map_err(failed)?;
+        let _ = conn.set_read_timeout(Some(limit));
+        let _ = conn.set_write_timeout(Some(limit));
+        redis::cmd("PING")
+            .query::<String>(&mut conn)
+            .map(|_| ())
+            .map_err(failed)
     }
 
     /// The verified entry `at` holds in the remote, if any.
@@ -610,6 +649,10 @@ impl Remote {
         let mut out = String::new();
         let mut ok = true;
         let probe = format!("{}/.devstash-check", self.settings.namespace);
+        if !self.preflight() {
+            let _ = write!(out, "reachable  no (see the warning above)");
+            return (out, false);
+        }
         let reach = self.run(self.op.stat(&probe));
         let reachable = matches!(reach, Ok(_) | Err(Failure::NotFound));
         let _ = writeln!(
@@ -709,6 +752,23 @@ impl Remote {
         }
         Ok((count, bytes))
     }
+}
+
+/// A TCP connection to `host:port` within `limit`, or why not.
+fn tcp_connect(host: &str, port: u16, limit: Duration) -> Result<(), String> {
+    let addrs = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let mut last = "no address".to_string();
+    for a in addrs {
+        match std::net::TcpStream::connect_timeout(&a, limit) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!(
+        "cannot connect to {host}:{port} within {} ({last})",
+        crate::output::human_duration(limit)
+    ))
 }
 
 /// How an operation failed.
