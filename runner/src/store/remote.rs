@@ -873,19 +873,7 @@ mod tests {
     use super::*;
 
     fn header(key: &str, payload: &[u8]) -> Header {
-        Header {
-            key: key.into(),
-            created_ms: 1,
-            ttl_secs: None,
-            site: "app::f".into(),
-            location: "src/main.rs:1".into(),
-            kind: "call".into(),
-            value_type: "u64".into(),
-            compute_ns: 5,
-            payload_len: payload.len() as u64,
-            args_preview: None,
-            writer: None,
-        }
+        crate::store::entry::test_header(key, payload.len())
     }
 
     #[test]

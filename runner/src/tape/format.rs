@@ -825,6 +825,19 @@ pub(crate) mod tests {
         encode(&header, &body)
     }
 
+    /// The header of a tape of `events` events from a newer devstash.
+    fn bare_header(events: u64) -> TapeHeader {
+        TapeHeader {
+            module: "m".into(),
+            module_xxh3: String::new(),
+            module_blake3: String::new(),
+            devstash: "9.9.9".into(),
+            created: String::new(),
+            created_ms: 0,
+            events,
+        }
+    }
+
     #[test]
     fn round_trip() {
         let tape = Tape::decode(&sample_file()).unwrap();
@@ -861,15 +874,7 @@ pub(crate) mod tests {
             data: SysData::None,
         }))
         .encode_into(&mut body, &mut Vec::new());
-        let header = TapeHeader {
-            module: "m".into(),
-            module_xxh3: String::new(),
-            module_blake3: String::new(),
-            devstash: "9.9.9".into(),
-            created: String::new(),
-            created_ms: 0,
-            events: 1,
-        };
+        let header = bare_header(1);
         let e = Tape::decode(&encode(&header, &body)).unwrap_err();
         assert!(
             matches!(&e, TapeError::Corrupt(m) if m.contains("WASI call numbered 36")),
@@ -906,15 +911,7 @@ pub(crate) mod tests {
             postcard::to_allocvec(&(kind::MONOTONIC_CLOCK, serde_bytes_compat::Bytes(&longer)))
                 .unwrap(),
         );
-        let header = TapeHeader {
-            module: "m".into(),
-            module_xxh3: String::new(),
-            module_blake3: String::new(),
-            devstash: "9.9.9".into(),
-            created: String::new(),
-            created_ms: 0,
-            events: 3,
-        };
+        let header = bare_header(3);
         let tape = Tape::decode(&encode(&header, &body)).unwrap();
         assert_eq!(
             tape.events,

@@ -81,151 +81,47 @@ use Arg::*;
 /// The functions on descriptors, numbered by their place here on tapes: append only, never
 /// reorder.
 pub const FUNCS: &[Spec] = &[
-    Spec {
-        name: "fd_advise",
-        args: &[Fd, Long, Long, Int],
-    },
-    Spec {
-        name: "fd_allocate",
-        args: &[Fd, Long, Long],
-    },
-    Spec {
-        name: "fd_close",
-        args: &[Fd],
-    },
-    Spec {
-        name: "fd_datasync",
-        args: &[Fd],
-    },
-    Spec {
-        name: "fd_fdstat_get",
-        args: &[Fd, Out(24)],
-    },
-    Spec {
-        name: "fd_fdstat_set_flags",
-        args: &[Fd, Int],
-    },
-    Spec {
-        name: "fd_fdstat_set_rights",
-        args: &[Fd, Long, Long],
-    },
-    Spec {
-        name: "fd_filestat_get",
-        args: &[Fd, Out(64)],
-    },
-    Spec {
-        name: "fd_filestat_set_size",
-        args: &[Fd, Long],
-    },
-    Spec {
-        name: "fd_filestat_set_times",
-        args: &[Fd, Long, Long, Int],
-    },
-    Spec {
-        name: "fd_pread",
-        args: &[Fd, Read, Long, Out(4)],
-    },
-    Spec {
-        name: "fd_prestat_get",
-        args: &[Fd, Out(8)],
-    },
-    Spec {
-        name: "fd_prestat_dir_name",
-        args: &[Fd, Buf],
-    },
-    Spec {
-        name: "fd_pwrite",
-        args: &[Fd, Write, Long, Out(4)],
-    },
-    Spec {
-        name: "fd_read",
-        args: &[Fd, Read, Out(4)],
-    },
-    Spec {
-        name: "fd_readdir",
-        args: &[Fd, Buf, Long, Out(4)],
-    },
-    Spec {
-        name: "fd_renumber",
-        args: &[Fd, Fd],
-    },
-    Spec {
-        name: "fd_seek",
-        args: &[Fd, Long, Int, Out(8)],
-    },
-    Spec {
-        name: "fd_sync",
-        args: &[Fd],
-    },
-    Spec {
-        name: "fd_tell",
-        args: &[Fd, Out(8)],
-    },
-    Spec {
-        name: "fd_write",
-        args: &[Fd, Write, Out(4)],
-    },
-    Spec {
-        name: "path_create_directory",
-        args: &[Fd, Path],
-    },
-    Spec {
-        name: "path_filestat_get",
-        args: &[Fd, Int, Path, Out(64)],
-    },
-    Spec {
-        name: "path_filestat_set_times",
-        args: &[Fd, Int, Path, Long, Long, Int],
-    },
-    Spec {
-        name: "path_link",
-        args: &[Fd, Int, Path, Fd, Path],
-    },
-    Spec {
-        name: "path_open",
-        args: &[Fd, Int, Path, Int, Long, Long, Int, Out(4)],
-    },
-    Spec {
-        name: "path_readlink",
-        args: &[Fd, Path, Buf, Out(4)],
-    },
-    Spec {
-        name: "path_remove_directory",
-        args: &[Fd, Path],
-    },
-    Spec {
-        name: "path_rename",
-        args: &[Fd, Path, Fd, Path],
-    },
-    Spec {
-        name: "path_symlink",
-        args: &[Path, Fd, Path],
-    },
-    Spec {
-        name: "path_unlink_file",
-        args: &[Fd, Path],
-    },
-    Spec {
-        name: "poll_oneoff",
-        args: &[Subs, Events, Int, Out(4)],
-    },
-    Spec {
-        name: "sock_accept",
-        args: &[Fd, Int, Out(4)],
-    },
-    Spec {
-        name: "sock_recv",
-        args: &[Fd, Read, Int, Out(4), Out(2)],
-    },
-    Spec {
-        name: "sock_send",
-        args: &[Fd, Write, Int, Out(4)],
-    },
-    Spec {
-        name: "sock_shutdown",
-        args: &[Fd, Int],
-    },
+    spec("fd_advise", &[Fd, Long, Long, Int]),
+    spec("fd_allocate", &[Fd, Long, Long]),
+    spec("fd_close", &[Fd]),
+    spec("fd_datasync", &[Fd]),
+    spec("fd_fdstat_get", &[Fd, Out(24)]),
+    spec("fd_fdstat_set_flags", &[Fd, Int]),
+    spec("fd_fdstat_set_rights", &[Fd, Long, Long]),
+    spec("fd_filestat_get", &[Fd, Out(64)]),
+    spec("fd_filestat_set_size", &[Fd, Long]),
+    spec("fd_filestat_set_times", &[Fd, Long, Long, Int]),
+    spec("fd_pread", &[Fd, Read, Long, Out(4)]),
+    spec("fd_prestat_get", &[Fd, Out(8)]),
+    spec("fd_prestat_dir_name", &[Fd, Buf]),
+    spec("fd_pwrite", &[Fd, Write, Long, Out(4)]),
+    spec("fd_read", &[Fd, Read, Out(4)]),
+    spec("fd_readdir", &[Fd, Buf, Long, Out(4)]),
+    spec("fd_renumber", &[Fd, Fd]),
+    spec("fd_seek", &[Fd, Long, Int, Out(8)]),
+    spec("fd_sync", &[Fd]),
+    spec("fd_tell", &[Fd, Out(8)]),
+    spec("fd_write", &[Fd, Write, Out(4)]),
+    spec("path_create_directory", &[Fd, Path]),
+    spec("path_filestat_get", &[Fd, Int, Path, Out(64)]),
+    spec("path_filestat_set_times", &[Fd, Int, Path, Long, Long, Int]),
+    spec("path_link", &[Fd, Int, Path, Fd, Path]),
+    spec("path_open", &[Fd, Int, Path, Int, Long, Long, Int, Out(4)]),
+    spec("path_readlink", &[Fd, Path, Buf, Out(4)]),
+    spec("path_remove_directory", &[Fd, Path]),
+    spec("path_rename", &[Fd, Path, Fd, Path]),
+    spec("path_symlink", &[Path, Fd, Path]),
+    spec("path_unlink_file", &[Fd, Path]),
+    spec("poll_oneoff", &[Subs, Events, Int, Out(4)]),
+    spec("sock_accept", &[Fd, Int, Out(4)]),
+    spec("sock_recv", &[Fd, Read, Int, Out(4), Out(2)]),
+    spec("sock_send", &[Fd, Write, Int, Out(4)]),
+    spec("sock_shutdown", &[Fd, Int]),
 ];
+
+const fn spec(name: &'static str, args: &'static [Arg]) -> Spec {
+    Spec { name, args }
+}
 
 /// Index of a function in [`FUNCS`].
 pub fn func_index(name: &str) -> Option<u16> {
