@@ -1223,3 +1223,58 @@ fn keygen_prints_a_fresh_key_pair_each_time() {
     assert_ne!(a.public, b.public);
     assert_ne!(a.signing, a.public, "the public key is not the seed");
 }
+
+#[test]
+fn redis_a_value_recomputed_after_its_ttl_replaces_the_remote_copy() {
+    recomputed_after_its_ttl(&RedisServer::start());
+}
+
+#[test]
+fn s3_a_value_recomputed_after_its_ttl_replaces_the_remote_copy() {
+    // S3 uploads are write-once: this is where a refreshed value could be refused.
+    recomputed_after_its_ttl(&MotoServer::start());
+}
+
+fn recomputed_after_its_ttl(store: &dyn Store) {
+    let probe = guest("probe");
+    let url = store.remote_url("ttl");
+    let writer = Machine::warm().reaching(store);
+    let keys = keygen(&writer);
+    let writer = writer.signing(&keys);
+    writer.configure(&config(&url, Some("read-write"), &[&keys.public], ""));
+    // `short N` is marked with a TTL of one second.
+    let first = writer.run(&probe, &["short", "5"]);
+    assert_eq!(summary(&first).uploads, Some(1), "{first:?}");
+    let before = entry_objects(store, "default");
+    assert_eq!(before.len(), 1);
+    let old = store.object(&before[0].name);
+
+    std::thread::sleep(Duration::from_millis(1200));
+    // The writer's own copy has expired: it computes again, and the new value replaces the
+    // remote one (else readers would be served the expired copy forever).
+    let again = writer.run(&probe, &["short", "5"]);
+    assert!(
+        again.stdout.contains("computed short_lived(5)"),
+        "{again:?}"
+    );
+    assert_eq!(summary(&again).uploads, Some(1), "{again:?}");
+    let after = entry_objects(store, "default");
+    assert_eq!(after.len(), 1);
+    assert_ne!(
+        store.object(&after[0].name),
+        old,
+        "the remote copy was not replaced"
+    );
+
+    // The new object is the value computed now.
+    let created = |bytes: &[u8]| -> u64 {
+        let text = String::from_utf8_lossy(bytes);
+        let header = text.lines().nth(1).expect("a header line");
+        let v: serde_json::Value = serde_json::from_str(header).expect("the header is JSON");
+        v["created_ms"].as_u64().expect("created_ms")
+    };
+    assert!(
+        created(&store.object(&after[0].name)) >= created(&old) + 1000,
+        "the remote copy is not the value computed after the TTL"
+    );
+}

@@ -807,8 +807,8 @@ impl std::fmt::Display for Failure {
 pub struct RemoteTier {
     local: DiskTier,
     remote: Remote,
-    /// Keys whose remote copy this run used: a value stored for one of them again was
-    /// recomputed (the copy had expired, or was refreshed) and replaces it.
+    /// Keys a lookup found a value for in this run (local or remote): a value stored for one
+    /// of them was recomputed (the value had expired) and replaces the remote copy.
     fetched: Mutex<HashSet<String>>,
 }
 
@@ -823,10 +823,23 @@ impl RemoteTier {
     }
 }
 
+impl RemoteTier {
+    /// Notes that a lookup of `at` found a value.
+    fn seen(&self, at: &EntryRef) {
+        self.fetched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(at.key_hex.clone());
+    }
+}
+
 impl Tier for RemoteTier {
     fn get(&self, at: &EntryRef) -> Lookup {
         let local = self.local.get(at);
         if let Lookup::Found(_) = local {
+            // Stored again in this run, it was recomputed (expired): the remote copy, most
+            // likely this one, must be replaced too.
+            self.seen(at);
             return local;
         }
         let Some((header, payload)) = self.remote.fetch(at) else {
@@ -836,10 +849,7 @@ impl Tier for RemoteTier {
         if let Err(e) = self.local.put(at, &header, &payload) {
             tracing::debug!("cannot keep a remote entry locally: {e:#}");
         }
-        self.fetched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(at.key_hex.clone());
+        self.seen(at);
         Lookup::Found(Found {
             created_ms: header.created_ms,
             compute_ns: header.compute_ns,
