@@ -23,7 +23,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
@@ -249,7 +249,8 @@ struct State {
 /// A remote store, and what the run has done with it.
 pub struct Remote {
     op: Operator,
-    rt: Runtime,
+    /// Started on the first operation: a run whose lookups all hit locally starts no thread.
+    rt: OnceLock<Option<Runtime>>,
     settings: Settings,
     state: Arc<Mutex<State>>,
     queue: Arc<Semaphore>,
@@ -300,7 +301,6 @@ impl Remote {
     /// Opens the remote `settings` describe (no network yet: the first lookup connects).
     pub fn open(settings: Settings) -> Result<Remote, OpenError> {
         opendal::init_default_registry();
-        install_http(settings.connect_timeout);
         let op = Operator::from_uri((settings.url.as_str(), settings.options.clone()))
             .map_err(|e| {
                 OpenError(format!(
@@ -315,16 +315,10 @@ impl Remote {
                     .with_min_delay(Duration::from_millis(50))
                     .with_max_delay(Duration::from_millis(200)),
             );
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("devstash-remote")
-            .enable_all()
-            .build()
-            .map_err(|e| OpenError(format!("cannot start the remote's runtime: {e}")))?;
         let if_not_exists = op.info().capability().write_with_if_not_exists;
         Ok(Remote {
             op,
-            rt,
+            rt: OnceLock::new(),
             settings,
             state: Arc::new(Mutex::new(State::default())),
             queue: Arc::new(Semaphore::new(QUEUE)),
@@ -383,13 +377,30 @@ impl Remote {
         }
     }
 
+    /// The runtime the operations run on, with the HTTP client, started on first use; `None`
+    /// if it cannot start (the failure is then the operation's).
+    fn rt(&self) -> Option<&Runtime> {
+        self.rt
+            .get_or_init(|| {
+                install_http(self.settings.connect_timeout);
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("devstash-remote")
+                    .enable_all()
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
+
     /// Runs `fut` with the operation deadline.
     fn run<T>(
         &self,
         fut: impl std::future::IntoFuture<Output = opendal::Result<T>>,
     ) -> Result<T, Failure> {
         let limit = self.settings.timeout;
-        self.rt
+        self.rt()
+            .ok_or_else(|| Failure::Refused("cannot start the remote's threads".into()))?
             .block_on(async move { tokio::time::timeout(limit, fut.into_future()).await })
             .map_err(|_| Failure::Timeout)?
             .map_err(Failure::from)
@@ -570,7 +581,8 @@ impl Remote {
         let bytes = encode_object(&self.settings.namespace, header, payload, key);
         let path = self.path(&header.key);
         let limit = self.settings.timeout;
-        let permit = self.rt.block_on(async {
+        let Some(rt) = self.rt() else { return };
+        let permit = rt.block_on(async {
             tokio::time::timeout(limit, self.queue.clone().acquire_owned()).await
         });
         let Ok(Ok(permit)) = permit else {
@@ -583,7 +595,7 @@ impl Remote {
             self.settings.url.clone(),
         );
         let once = self.if_not_exists && !replace;
-        let handle = self.rt.spawn(async move {
+        let handle = rt.spawn(async move {
             let write = op.write_with(&path, bytes).if_not_exists(once);
             let result = tokio::time::timeout(limit, write).await;
             drop(permit);
@@ -620,15 +632,14 @@ impl Remote {
     /// counts.
     pub fn finish(&self) -> RemoteStats {
         let handles = std::mem::take(&mut *self.uploads.lock().unwrap_or_else(|p| p.into_inner()));
-        if !handles.is_empty() {
+        if let (false, Some(rt)) = (handles.is_empty(), self.rt()) {
             let n = handles.len();
             let all = async move {
                 for h in handles {
                     let _ = h.await;
                 }
             };
-            if self
-                .rt
+            if rt
                 .block_on(async { tokio::time::timeout(UPLOAD_DEADLINE, all).await })
                 .is_err()
             {

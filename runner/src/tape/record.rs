@@ -458,8 +458,10 @@ impl Recorder {
                 }
                 match by_hash {
                     Some((file, pos)) if syscall::is_read(func) => {
-                        let offset = syscall::pread_offset(func, &inputs).unwrap_or(pos);
-                        if syscall::pread_offset(func, &inputs).is_none()
+                        // `fd_read` moves the position; `fd_pread` reads where it is told.
+                        let pread = syscall::pread_offset(func, &inputs);
+                        let offset = pread.unwrap_or(pos);
+                        if pread.is_none()
                             && let Some(fd) = fd
                         {
                             self.by_hash

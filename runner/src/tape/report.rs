@@ -387,8 +387,9 @@ pub fn info(path: &Path, tape: &Tape) -> TapeInfo {
                         .iter()
                         .map(|&i| chunk_sizes.get(i as usize).copied().unwrap_or(0))
                         .sum(),
-                    SysData::Ref { .. } => u64::from(syscall::count(spec, &c.out).unwrap_or(0)),
-                    SysData::None => u64::from(syscall::count(spec, &c.out).unwrap_or(0)),
+                    SysData::Ref { .. } | SysData::None => {
+                        u64::from(syscall::count(spec, &c.out).unwrap_or(0))
+                    }
                 };
                 calls.push(CallInfo {
                     call: syscall::describe(c.func, &inputs, &fds),

@@ -900,25 +900,6 @@ pub fn pread_offset(func: u16, inputs: &Inputs) -> Option<u64> {
     (FUNCS[func as usize].name == "fd_pread").then(|| inputs.scalars.get(1).copied().unwrap_or(0))
 }
 
-/// Whether a call creates, changes or removes files (for `inspect`).
-pub fn changes_files(func: u16) -> bool {
-    matches!(
-        FUNCS[func as usize].name,
-        "fd_write"
-            | "fd_pwrite"
-            | "fd_allocate"
-            | "fd_filestat_set_size"
-            | "fd_filestat_set_times"
-            | "path_create_directory"
-            | "path_filestat_set_times"
-            | "path_link"
-            | "path_remove_directory"
-            | "path_rename"
-            | "path_symlink"
-            | "path_unlink_file"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
