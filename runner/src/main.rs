@@ -32,6 +32,7 @@ fn init_logging(global: &GlobalArgs) {
     };
     let wanted =
         EnvFilter::try_from_env("DEVSTASH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let most = wanted.max_level_hint();
     const CAPPED: &[&str] = &[
         "ureq",
         "rustls",
@@ -51,6 +52,18 @@ fn init_logging(global: &GlobalArgs) {
         .with_filter(wanted)
         .with_filter(capped);
     tracing_subscriber::registry().with(layer).init();
+    // `init` lets every `log` record through to the filters above; the compiler logs millions
+    // at `trace`, and sending each through them made compiling a large module ten times
+    // slower. Records finer than the filter could show are dropped where they are made.
+    use tracing_subscriber::filter::LevelFilter;
+    log::set_max_level(match most {
+        Some(LevelFilter::OFF) => log::LevelFilter::Off,
+        Some(LevelFilter::ERROR) => log::LevelFilter::Error,
+        Some(LevelFilter::WARN) => log::LevelFilter::Warn,
+        Some(LevelFilter::INFO) => log::LevelFilter::Info,
+        Some(LevelFilter::DEBUG) => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    });
 }
 
 /// `devstash: warning: message`, or `guest: message` for the guest's own log lines.
