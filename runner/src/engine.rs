@@ -6,7 +6,9 @@
 //! a guest with a write grant or a cloned repository could fill. Each is named by a hash of the
 //! module's bytes and the engine's compatibility hash (wasmtime version, target, settings), and
 //! signed with the user's key over its name and bytes: bytes that do not verify are never handed
-//! to wasmtime, whoever wrote them.
+//! to wasmtime, whoever wrote them. The signature lives in a seal file beside the module, with
+//! the module file's identity when it last verified, so that a module is hashed once rather than
+//! on every run (the Python runtime's is 240 MB), and is mapped rather than read.
 //!
 //! A warm run reads nothing of the module but its hash, and guest modules are large (a release
 //! build with line tables is megabytes), so the module is mapped rather than copied, and hashed
@@ -25,7 +27,7 @@ use crate::store::disk::write_atomic;
 /// Most compiled modules kept; the oldest go first. Every rebuild of a guest makes a new one.
 const KEEP_MODULES: usize = 64;
 
-/// Length of the signature that ends a compiled module file.
+/// Length of a compiled module's signature (kept in its seal file).
 const SIGNATURE_LEN: usize = 32;
 
 /// Builds the engine every command uses. Fuel and epoch checks cost time in every loop, so they
@@ -69,20 +71,72 @@ impl ModuleCache {
         *h.finalize().as_bytes()
     }
 
-    /// The compiled code in `bytes` if its signature verifies.
-    fn verified<'a>(&self, name: &str, bytes: &'a [u8]) -> Option<&'a [u8]> {
-        let split = bytes.len().checked_sub(SIGNATURE_LEN)?;
-        let (code, sig) = bytes.split_at(split);
-        // blake3's Hash compares in constant time.
-        (blake3::Hash::from_bytes(self.sign(name, code)) == blake3::Hash::from_slice(sig).ok()?)
-            .then_some(code)
+    /// The seal of a compiled module file whose bytes verified: its signature and the file's
+    /// identity then, under a MAC of the user's key.
+    fn seal(&self, name: &str, sig: &[u8; SIGNATURE_LEN], identity: &str) -> String {
+        let text = format!("{} {identity}", hex::encode(sig));
+        let mac = blake3::keyed_hash(&self.key, format!("seal {name} {text}").as_bytes());
+        format!("{text} {}\n", mac.to_hex())
+    }
+
+    /// Opens `name` if its bytes are those its seal signs. A file whose identity (device,
+    /// inode, size, change time) is the one sealed is not read again: any write to it moves its
+    /// change time, which no user program can set back. Otherwise the bytes are hashed, and a
+    /// file that verifies is sealed anew.
+    fn open_verified(&self, name: &str) -> Option<std::fs::File> {
+        let seal = match self.dir.read_to_string(seal_name(name)) {
+            Ok(s) => s,
+            // Not compiled yet, or a run was killed before it sealed the module: recompiled.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::debug!("cannot read the seal of {name}: {e}");
+                return None;
+            }
+        };
+        let sig: [u8; SIGNATURE_LEN] = hex::decode(seal.split(' ').next()?).ok()?.try_into().ok()?;
+        let file = match crate::store::disk::open_regular(&self.dir, name) {
+            Ok(f) => f.into_std(),
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::debug!("cannot open compiled module {name}: {e}");
+                }
+                return None;
+            }
+        };
+        let identity = identity(&file.metadata().ok()?);
+        if seal == self.seal(name, &sig, &identity) {
+            return Some(file);
+        }
+        // Changed, copied or restored since it was sealed: judged by its bytes.
+        // SAFETY: the file is in the user's private directory; a change under the map is
+        // caught by the hash or, after it, by the next run's identity check.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        if blake3::Hash::from_bytes(self.sign(name, &map)) != blake3::Hash::from_bytes(sig) {
+            self.tampered(name);
+            return None;
+        }
+        drop(map);
+        let _ = write_atomic(&self.dir, &seal_name(name), self.seal(name, &sig, &identity).as_bytes());
+        Some(file)
+    }
+
+    fn tampered(&self, name: &str) {
+        tracing::warn!(
+            "compiled module {} does not verify (changed or written by someone else); ignoring \
+             it and recompiling",
+            self.path.join(name).display()
+        );
     }
 
     fn save(&self, name: &str, module: &Module) -> Result<()> {
-        let mut bytes = module.serialize()?;
+        let bytes = module.serialize()?;
         let sig = self.sign(name, &bytes);
-        bytes.extend_from_slice(&sig);
+        // The seal is written after the module, so that a run killed between the two leaves a
+        // module without a seal: recompiled, never trusted.
         write_atomic(&self.dir, name, &bytes)?;
+        let file = crate::store::disk::open_regular(&self.dir, name)?;
+        let identity = identity(&file.into_std().metadata()?);
+        write_atomic(&self.dir, &seal_name(name), self.seal(name, &sig, &identity).as_bytes())?;
         self.prune();
         Ok(())
     }
@@ -107,6 +161,7 @@ impl ModuleCache {
         files.sort();
         for (_, name) in &files[..files.len() - KEEP_MODULES] {
             let _ = self.dir.remove_file(name);
+            let _ = self.dir.remove_file(seal_name(name));
         }
     }
 }
@@ -212,7 +267,7 @@ fn compiled_name(engine: &Engine, module: u128) -> String {
         }
     }
     let mut feed = Feed(blake3::Hasher::new());
-    feed.0.update(b"devstash-module-3");
+    feed.0.update(b"devstash-module-4");
     feed.0.update(env!("CARGO_PKG_VERSION").as_bytes());
     engine.precompile_compatibility_hash().hash(&mut feed);
     feed.0.update(&module.to_le_bytes());
@@ -243,28 +298,46 @@ fn load_with(
         return compile();
     };
     let name = compiled_name(engine, hash);
-    match cache.dir.read(&name) {
-        Ok(bytes) => match cache.verified(&name, &bytes) {
-            // SAFETY: the bytes are a compilation this user's devstash made and signed, for this
-            // exact module and engine configuration (both in the signed name).
-            Some(code) => match unsafe { Module::deserialize(engine, code) } {
-                Ok(m) => return Ok(m),
-                Err(e) => tracing::debug!("compiled module {name} unusable: {e:#}"),
-            },
-            None => tracing::warn!(
-                "compiled module {} does not verify (changed or written by someone else); \
-                 ignoring it and recompiling",
-                cache.path.join(&name).display()
-            ),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::debug!("cannot read compiled module {name}: {e}"),
+    if let Some(file) = cache.open_verified(&name) {
+        // Mapped, not read: a large module (the Python runtime's is 240 MB) loads in
+        // milliseconds and shares the page cache between runs.
+        match unsafe { Module::deserialize_open_file(engine, file) } {
+            Ok(m) => return Ok(m),
+            Err(e) => tracing::debug!("compiled module {name} unusable: {e:#}"),
+        }
     }
     let module = compile()?;
     if let Err(e) = cache.save(&name, &module) {
         tracing::debug!("could not keep the compiled module: {e:#}");
     }
     Ok(module)
+}
+
+/// The seal file of a compiled module.
+fn seal_name(name: &str) -> String {
+    format!("{name}.seal")
+}
+
+/// What identifies a file's current contents without reading them.
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{} {} {} {}.{} {}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
+#[cfg(not(unix))]
+fn identity(meta: &std::fs::Metadata) -> String {
+    // No change time: every load hashes the file.
+    format!("{} {:?} unsealed", meta.len(), std::time::SystemTime::now())
 }
 
 fn compile(engine: &Engine, file: &ModuleFile) -> Result<Module> {
@@ -294,21 +367,37 @@ mod tests {
             compiled_name(&engine, a.hash),
             compiled_name(&engine, b.hash),
         );
+        assert!(cache.open_verified(&na).is_some());
         let bytes_a = cache.dir.read(&na).unwrap();
         let bytes_b = cache.dir.read(&nb).unwrap();
-        assert!(cache.verified(&na, &bytes_a).is_some());
-        // Another module's signed compilation under this name, a flipped byte, another user's
-        // signature: none verifies.
-        assert!(cache.verified(&na, &bytes_b).is_none());
+        // Another module's compilation under this name, with or without its seal: refused.
+        cache.dir.write(&na, &bytes_b).unwrap();
+        assert!(cache.open_verified(&na).is_none());
+        let seal_b = cache.dir.read(seal_name(&nb)).unwrap();
+        cache.dir.write(seal_name(&na), &seal_b).unwrap();
+        assert!(cache.open_verified(&na).is_none());
+        // A flipped byte, in place: refused although its seal is the right one.
+        load(&engine, &a, Some(&cache)).unwrap();
+        assert!(cache.open_verified(&na).is_some());
         let mut flipped = bytes_a.clone();
         flipped[bytes_a.len() / 2] ^= 1;
-        assert!(cache.verified(&na, &flipped).is_none());
+        std::fs::write(dir.join("home/modules").join(&na), &flipped).unwrap();
+        assert!(cache.open_verified(&na).is_none());
+        // The right bytes restored (a new identity): verified by hashing, and sealed again.
+        std::fs::write(dir.join("home/modules").join(&na), &bytes_a).unwrap();
+        let seal_before = cache.dir.read(seal_name(&na)).unwrap();
+        assert!(cache.open_verified(&na).is_some());
+        assert_ne!(cache.dir.read(seal_name(&na)).unwrap(), seal_before);
+        // Another user's key verifies nothing of this user's.
         let other = Home::open_at(&tmp.path().join("other")).unwrap();
         let other = ModuleCache::new(&other).unwrap();
-        assert!(other.verified(&na, &bytes_a).is_none());
-        // A tampered file is replaced on the next load.
-        cache.dir.write(&na, &flipped).unwrap();
+        other.dir.write(&na, &bytes_a).unwrap();
+        other.dir.write(seal_name(&na), cache.dir.read(seal_name(&na)).unwrap()).unwrap();
+        assert!(other.open_verified(&na).is_none());
+        // A module without a seal (a run killed after writing it) is recompiled.
+        cache.dir.remove_file(seal_name(&na)).unwrap();
+        assert!(cache.open_verified(&na).is_none());
         load(&engine, &a, Some(&cache)).unwrap();
-        assert!(cache.verified(&na, &cache.dir.read(&na).unwrap()).is_some());
+        assert!(cache.open_verified(&na).is_some());
     }
 }
