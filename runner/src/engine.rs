@@ -38,6 +38,9 @@ pub fn engine(interruptible: bool, fuel: bool) -> Result<Engine> {
     config.consume_fuel(fuel);
     // One linear memory, as wasm32-wasip1 programs have: `--max-memory` counts one memory.
     config.wasm_multi_memory(false);
+    // The CPython WASI runtime (`devstash run app.py`) is built with the exception-handling
+    // proposal, whose `exnref` needs the GC types.
+    config.wasm_exceptions(true);
     Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot set up the WebAssembly engine")
@@ -63,6 +66,11 @@ impl ModuleCache {
     /// The signature of a compiled module: over its file name (which names the module and the
     /// engine) and its bytes, so that a signed compilation of one module cannot stand in for
     /// another's.
+    /// Whether a compilation of the module with this hash is kept (it may still fail to verify).
+    pub fn has(&self, engine: &Engine, module: u128) -> bool {
+        self.dir.exists(compiled_name(engine, module))
+    }
+
     fn sign(&self, name: &str, code: &[u8]) -> [u8; SIGNATURE_LEN] {
         let mut h = blake3::Hasher::new_keyed(&self.key);
         h.update(&(name.len() as u64).to_le_bytes());
@@ -93,7 +101,8 @@ impl ModuleCache {
                 return None;
             }
         };
-        let sig: [u8; SIGNATURE_LEN] = hex::decode(seal.split(' ').next()?).ok()?.try_into().ok()?;
+        let sig: [u8; SIGNATURE_LEN] =
+            hex::decode(seal.split(' ').next()?).ok()?.try_into().ok()?;
         let file = match crate::store::disk::open_regular(&self.dir, name) {
             Ok(f) => f.into_std(),
             Err(e) => {
@@ -116,7 +125,11 @@ impl ModuleCache {
             return None;
         }
         drop(map);
-        let _ = write_atomic(&self.dir, &seal_name(name), self.seal(name, &sig, &identity).as_bytes());
+        let _ = write_atomic(
+            &self.dir,
+            &seal_name(name),
+            self.seal(name, &sig, &identity).as_bytes(),
+        );
         Some(file)
     }
 
@@ -133,10 +146,23 @@ impl ModuleCache {
         let sig = self.sign(name, &bytes);
         // The seal is written after the module, so that a run killed between the two leaves a
         // module without a seal: recompiled, never trusted.
-        write_atomic(&self.dir, name, &bytes)?;
-        let file = crate::store::disk::open_regular(&self.dir, name)?;
-        let identity = identity(&file.into_std().metadata()?);
-        write_atomic(&self.dir, &seal_name(name), self.seal(name, &sig, &identity).as_bytes())?;
+        let ino = write_atomic(&self.dir, name, &bytes)?;
+        let meta = crate::store::disk::open_regular(&self.dir, name)?
+            .into_std()
+            .metadata()?;
+        // Another run replaced the file since: its seal is that run's to write.
+        #[cfg(unix)]
+        if std::os::unix::fs::MetadataExt::ino(&meta) != ino {
+            return Ok(());
+        }
+        #[cfg(not(unix))]
+        let _ = ino;
+        let identity = identity(&meta);
+        write_atomic(
+            &self.dir,
+            &seal_name(name),
+            self.seal(name, &sig, &identity).as_bytes(),
+        )?;
         self.prune();
         Ok(())
     }
@@ -392,7 +418,10 @@ mod tests {
         let other = Home::open_at(&tmp.path().join("other")).unwrap();
         let other = ModuleCache::new(&other).unwrap();
         other.dir.write(&na, &bytes_a).unwrap();
-        other.dir.write(seal_name(&na), cache.dir.read(seal_name(&na)).unwrap()).unwrap();
+        other
+            .dir
+            .write(seal_name(&na), cache.dir.read(seal_name(&na)).unwrap())
+            .unwrap();
         assert!(other.open_verified(&na).is_none());
         // A module without a seal (a run killed after writing it) is recompiled.
         cache.dir.remove_file(seal_name(&na)).unwrap();

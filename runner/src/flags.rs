@@ -184,6 +184,7 @@ impl ModuleArgs {
             args,
             env: self.env.clone(),
             dirs: self.dirs.clone(),
+            internal: Vec::new(),
         })
     }
 }

@@ -31,6 +31,9 @@ const KEY_FILE: &str = "key";
 /// Folder of compiled modules inside the directory.
 pub const MODULES_DIR: &str = "modules";
 
+/// The folder of `DEVSTASH_HOME` that holds what Python guests are given (see `python`).
+pub const PYTHON_DIR: &str = "python";
+
 /// Keys derived from the user's master key, one per use, so that no signature made for one
 /// purpose is ever valid for another.
 #[derive(Clone)]
@@ -131,25 +134,35 @@ impl Home {
 
     /// The compiled-module folder, created when missing.
     pub fn modules(&self) -> Result<Dir> {
-        match self.dir.create_dir(MODULES_DIR) {
+        self.subdir(MODULES_DIR)
+    }
+
+    /// The folder of the Python runtime's checks and of the folders laid out for Python guests
+    /// (see `python`), created when missing, with its path.
+    pub fn python(&self) -> Result<(Dir, PathBuf)> {
+        Ok((self.subdir(PYTHON_DIR)?, self.path.join(PYTHON_DIR)))
+    }
+
+    /// A folder of this directory, created when missing; never a link.
+    fn subdir(&self, name: &str) -> Result<Dir> {
+        match self.dir.create_dir(name) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot create {}", self.path.join(MODULES_DIR).display())
-                });
+                return Err(e)
+                    .with_context(|| format!("cannot create {}", self.path.join(name).display()));
             }
         }
-        let meta = self.dir.symlink_metadata(MODULES_DIR)?;
+        let meta = self.dir.symlink_metadata(name)?;
         if !meta.is_dir() {
             bail!(
                 "{} is not a directory: remove it, devstash makes it again",
-                self.path.join(MODULES_DIR).display()
+                self.path.join(name).display()
             );
         }
         self.dir
-            .open_dir(MODULES_DIR)
-            .with_context(|| format!("cannot open {}", self.path.join(MODULES_DIR).display()))
+            .open_dir(name)
+            .with_context(|| format!("cannot open {}", self.path.join(name).display()))
     }
 
     /// An error if a directory granted to a guest (`--dir`) would reach this directory: the

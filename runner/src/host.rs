@@ -17,6 +17,8 @@ use devstash_protocol::{
 };
 use wasmtime::{Caller, Extern, Linker, Memory, Result, bail, format_err};
 
+pub mod bridge;
+
 use crate::net::{self, NetPolicy};
 use crate::store::names::{entry_name, entry_stem};
 use crate::store::pattern::Pattern;
@@ -330,6 +332,8 @@ pub struct StashHost {
     budget: Arc<Budget>,
     /// Host memory the registered sites take.
     site_bytes: u64,
+    /// The guest's `host_alloc` export, for `host::call`'s responses (see [`bridge`]).
+    bridge_alloc: Option<wasmtime::TypedFunc<i32, i32>>,
     /// Counters for the summary line.
     pub stats: Stats,
 }
@@ -359,6 +363,7 @@ impl StashHost {
             writer: None,
             budget: Arc::new(Budget::default()),
             site_bytes: 0,
+            bridge_alloc: None,
             stats: Stats::default(),
         }
     }
@@ -1098,15 +1103,20 @@ pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()
             let r = span(f, "the message", ptr, len, data.len())?;
             let bytes = &data[r];
             let msg = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_LOG)]);
-            match LogLevel::from_raw(level) {
-                LogLevel::Trace => tracing::trace!(target: "guest", "{msg}"),
-                LogLevel::Debug => tracing::debug!(target: "guest", "{msg}"),
-                LogLevel::Info => tracing::info!(target: "guest", "{msg}"),
-                LogLevel::Warn => tracing::warn!(target: "guest", "{msg}"),
-                LogLevel::Error => tracing::error!(target: "guest", "{msg}"),
-            }
+            log_line(level, &msg);
             Ok(0)
         },
     )?;
     Ok(())
+}
+
+/// Writes a guest's log line through the runner's logger, at the guest's level.
+fn log_line(level: i32, msg: &str) {
+    match LogLevel::from_raw(level) {
+        LogLevel::Trace => tracing::trace!(target: "guest", "{msg}"),
+        LogLevel::Debug => tracing::debug!(target: "guest", "{msg}"),
+        LogLevel::Info => tracing::info!(target: "guest", "{msg}"),
+        LogLevel::Warn => tracing::warn!(target: "guest", "{msg}"),
+        LogLevel::Error => tracing::error!(target: "guest", "{msg}"),
+    }
 }

@@ -8,6 +8,9 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+/// The value type the Python SDK gives its sites: a pickle.
+const PYTHON_VALUE_TYPE: &str = "python-pickle";
+
 use anstyle::{AnsiColor, Style};
 use anyhow::{Context, Result, anyhow, bail};
 use comfy_table::Cell;
@@ -254,9 +257,13 @@ fn report_entry(name: &str, path: &Path, signer: &Signer, json: bool) -> Result<
     if let Some(h) = shown_header {
         field("site", escape(&h.site))?;
         field("location", escape(&h.location))?;
-        let marker = match h.kind.as_str() {
-            "call" => " (stash!)",
-            "fn" => " (#[stashed])",
+        // The Python SDK's values are pickles; the Rust SDK's, postcard.
+        let python = h.value_type == PYTHON_VALUE_TYPE;
+        let marker = match (h.kind.as_str(), python) {
+            ("call", false) => " (stash!)",
+            ("fn", false) => " (#[stashed])",
+            ("call", true) => " (# @devstash)",
+            ("fn", true) => " (@devstash.stash)",
             _ => "",
         };
         field("kind", format!("{}{marker}", escape(&h.kind)))?;
@@ -290,7 +297,11 @@ fn report_entry(name: &str, path: &Path, signer: &Signer, json: bool) -> Result<
         )?;
         field(
             "payload",
-            format!("{} (postcard)", human_size(h.payload_len)),
+            format!(
+                "{} ({})",
+                human_size(h.payload_len),
+                if python { "pickle" } else { "postcard" }
+            ),
         )?;
     }
     if let Some(value) = &decoded {

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | command line | [`cli`], and [`flags`] (the flags, read by the command line and the commands only) |
 //! | commands | [`run`], [`tape`] (`record`, `replay`), [`manage`] (`list`, `clear`, `remote`), [`inspect`] |
-//! | running a module | [`runtime`], [`engine`], [`sandbox`], [`home`], [`team`] (the team cache's settings), the tape machinery ([`tape::format`], [`tape::record`], [`tape::replay`], …) |
+//! | running a module | [`runtime`], [`engine`], [`sandbox`], [`home`], [`python`] (the Python runtime), [`team`] (the team cache's settings), the tape machinery ([`tape::format`], [`tape::record`], [`tape::replay`], …) |
 //! | host imports | [`host`], [`net`] |
 //! | store | [`store`] (the local cache and a team's remote) |
 //! | shared by all | [`output`] (formatting, escaping, printing), [`exit`] (exit codes) |
@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod manage;
 pub mod net;
 pub mod output;
+pub mod python;
 pub mod run;
 pub mod runtime;
 pub mod sandbox;
@@ -43,7 +44,7 @@ mod layering {
             ("main" | "cli", _) => 6,
             ("flags", _) => 5,
             ("run" | "manage" | "inspect", _) | (_, "tape/mod") => 4,
-            ("runtime" | "engine" | "sandbox" | "home" | "team" | "tape", _) => 3,
+            ("runtime" | "engine" | "sandbox" | "home" | "python" | "team" | "tape", _) => 3,
             ("host" | "net", _) => 2,
             ("store", _) => 1,
             ("output" | "exit" | "lib", _) => 0,

@@ -9,6 +9,7 @@ use crate::engine::ModuleCache;
 use crate::flags::{GlobalArgs, RunArgs};
 use crate::home::Home;
 use crate::host::{Budget, StashHost};
+use crate::python::Program;
 use crate::runtime;
 use crate::store::disk::DiskTier;
 use crate::team;
@@ -20,11 +21,11 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<i32> {
     if !args.cache.no_cache {
         tier.prefetch();
     }
-    let module = args.module.module()?;
+    let program = Program::resolve(&home, args.module.module()?, args.module.sandbox()?)?;
     let limits = args.module.limits.limits();
-    let wasi = args.module.sandbox()?.builder(&home)?.build_p1();
+    let wasi = program.sandbox.builder(&home)?.build_p1();
     let modules = ModuleCache::new(&home)?;
-    let prepared = runtime::prepare(module, &limits, Some(&modules))?;
+    let prepared = runtime::prepare(&program.module, program.kind, &limits, Some(&modules))?;
     let tier = if args.cache.no_cache {
         Box::new(tier) as Box<dyn crate::store::Tier>
     } else {

@@ -19,6 +19,16 @@ use crate::host::{self, Budget, HasStash, OverBudget, StashHost, Stats};
 use crate::output::{human_duration, say};
 
 /// Limits on what a guest may consume (`--timeout`, `--max-memory`, `--fuel`).
+/// What kind of program runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A WASI command module: `_start`.
+    Command,
+    /// The CPython WASI runtime running a script: a reactor (`_initialize`, then `run`) that
+    /// also imports `host::call`.
+    Python,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
     /// Stop the guest after this long, even inside a sleep.
@@ -125,6 +135,8 @@ pub struct Outcome {
 
 /// A module ready to instantiate.
 pub struct Prepared {
+    /// What the module is, which decides its imports and how it starts.
+    pub kind: Kind,
     /// The engine it was compiled for.
     pub engine: Engine,
     /// The compiled module.
@@ -139,14 +151,22 @@ pub struct Prepared {
 /// are kept in `compiled` (see [`engine::load`]) when one is given.
 pub fn prepare(
     path: &Path,
+    kind: Kind,
     limits: &Limits,
     compiled: Option<&engine::ModuleCache>,
 ) -> Result<Prepared> {
     let file = engine::read_module(path)?;
     let engine = engine::engine(limits.timeout.is_some(), limits.fuel.is_some())?;
+    if kind == Kind::Python && compiled.is_some_and(|c| !c.has(&engine, file.hash)) {
+        say(
+            "devstash: compiling the Python runtime once (about a minute); later runs load it \
+             in milliseconds",
+        );
+    }
     let module = engine::load(&engine, &file, compiled)?;
-    check_imports(&module, &path.display().to_string())?;
+    check_imports(&module, &path.display().to_string(), kind)?;
     Ok(Prepared {
+        kind,
         engine,
         module,
         hash: file.hash,
@@ -155,10 +175,13 @@ pub fn prepare(
 }
 
 /// Refuses imports devstash does not provide, with a line that says what to do.
-pub fn check_imports(module: &Module, shown: &str) -> Result<()> {
+pub fn check_imports(module: &Module, shown: &str, kind: Kind) -> Result<()> {
     for imp in module.imports() {
         match imp.module() {
             "wasi_snapshot_preview1" => {}
+            m if kind == Kind::Python
+                && m == host::bridge::MODULE
+                && imp.name() == host::bridge::NAME => {}
             m if m == IMPORT_MODULE => {
                 if !import::ALL.contains(&imp.name()) {
                     bail!(
@@ -195,6 +218,9 @@ pub fn execute_with(
     let mut linker: Linker<Ctx> = Linker::new(&prepared.engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| &mut c.wasi)?;
     host::add_to_linker(&mut linker)?;
+    if prepared.kind == Kind::Python {
+        host::bridge::add_to_linker(&mut linker)?;
+    }
     let limits = &prepared.limits;
     let memory = MemoryCap {
         budget: stash.budget().clone(),
@@ -222,15 +248,39 @@ pub fn execute_with(
         .instantiate(&mut store, &prepared.module)
         .map_err(anyhow::Error::from)
         .context("cannot instantiate the module")?;
-    let start = instance
-        .get_typed_func::<(), ()>(&mut store, "_start")
-        .map_err(anyhow::Error::from)
-        .context(
-            "the module has no `_start` function: build a binary (with `fn main`), not a library",
-        )?;
-    let exit = match start.call(&mut store, ()) {
-        Ok(()) => Exit::Code(0),
-        Err(e) => ending(e, limits),
+    let exit = match prepared.kind {
+        Kind::Command => {
+            let start = instance
+                .get_typed_func::<(), ()>(&mut store, "_start")
+                .map_err(anyhow::Error::from)
+                .context(
+                    "the module has no `_start` function: build a binary (with `fn main`), not a \
+                     library",
+                )?;
+            match start.call(&mut store, ()) {
+                Ok(()) => Exit::Code(0),
+                Err(e) => ending(e, limits),
+            }
+        }
+        Kind::Python => {
+            // A reactor: initialised, then `run` runs argv as `python` would and returns the
+            // exit code.
+            let init = instance
+                .get_typed_func::<(), ()>(&mut store, "_initialize")
+                .map_err(anyhow::Error::from)
+                .context("the Python runtime exports no `_initialize`")?;
+            let run = instance
+                .get_typed_func::<(), i32>(&mut store, "run")
+                .map_err(anyhow::Error::from)
+                .context("the Python runtime exports no `run`")?;
+            match init
+                .call(&mut store, ())
+                .and_then(|()| run.call(&mut store, ()))
+            {
+                Ok(code) => Exit::Code(code),
+                Err(e) => ending(e, limits),
+            }
+        }
     };
     Ok(Outcome {
         exit,

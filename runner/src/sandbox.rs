@@ -84,6 +84,9 @@ pub struct Sandbox {
     pub env: Vec<EnvVar>,
     /// Granted directories.
     pub dirs: Vec<DirGrant>,
+    /// Folders devstash itself grants (the Python runtime's library), read-only, preopened
+    /// before the user's. They may lie in `DEVSTASH_HOME`, which no user grant may reach.
+    pub internal: Vec<DirGrant>,
 }
 
 impl Sandbox {
@@ -101,6 +104,11 @@ impl Sandbox {
     /// A WASI builder with args, env and preopens set and stdio inherited. Callers (run,
     /// record, replay) adjust clocks, randomness and stdio before building. A grant that would
     /// reach the per-user directory (`home`) is refused.
+    /// Every granted folder, in the order they are preopened (descriptors 3, 4, …).
+    pub fn grants(&self) -> impl Iterator<Item = &DirGrant> {
+        self.internal.iter().chain(&self.dirs)
+    }
+
     pub fn builder(&self, home: &Home) -> Result<WasiCtxBuilder> {
         for d in &self.dirs {
             home.check_grant(&d.host)?;
@@ -111,7 +119,7 @@ impl Sandbox {
         for (k, v) in self.resolved_env() {
             b.env(k, v);
         }
-        for d in &self.dirs {
+        for d in self.grants() {
             let perms = if d.read_only {
                 FsPerms::ReadOnly
             } else {

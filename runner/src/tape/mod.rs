@@ -44,7 +44,8 @@ use crate::home::Home;
 use crate::host::{Budget, Policy, StashHost};
 use crate::net::NetPolicy;
 use crate::output::{self, human_size, plural, say};
-use crate::runtime::{self, Exit};
+use crate::python::{self, Program};
+use crate::runtime::{self, Exit, Kind};
 use crate::sandbox::{EnvVar, Sandbox};
 use crate::store::disk::{
     DiskTier, create_cache_dir, open_cache_dir, remove_dead_temps, write_via_temp,
@@ -163,6 +164,12 @@ fn env_hash(key: &[u8; 32], name: &str, value: &str) -> [u8; 32] {
 /// The `(guest folder, host folder)` of each `record --by-hash DIR`: DIR names a read-only
 /// grant by its guest or host path.
 fn by_hash_dirs(names: &[String], sandbox: &Sandbox) -> Result<Vec<(String, PathBuf)>> {
+    // Folders devstash grants (the Python runtime's library, 54 MB) are always kept off the
+    // tape: a replay finds them where it finds the runtime.
+    let internal = sandbox
+        .internal
+        .iter()
+        .map(|d| Ok((d.guest.clone(), d.host.clone())));
     names
         .iter()
         .map(|name| {
@@ -186,6 +193,7 @@ fn by_hash_dirs(names: &[String], sandbox: &Sandbox) -> Result<Vec<(String, Path
             }
             Ok((grant.guest.clone(), grant.host.clone()))
         })
+        .chain(internal)
         .collect()
 }
 
@@ -211,8 +219,9 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
     let module = args.module.module()?;
     let limits = args.module.limits.limits();
     let modules = ModuleCache::new(&home)?;
-    let prepared = runtime::prepare(module, &limits, Some(&modules))?;
-    let sandbox = args.module.sandbox()?;
+    let program = Program::resolve(&home, module, args.module.sandbox()?)?;
+    let prepared = runtime::prepare(&program.module, program.kind, &limits, Some(&modules))?;
+    let sandbox = program.sandbox;
     let by_hash = ByHash::new(by_hash_dirs(&args.by_hash, &sandbox)?);
     let shim = engine::load_text(&prepared.engine, &syscall::shim(), Some(&modules))?;
     let budget = Arc::new(Budget::new(limits.max_memory));
@@ -239,7 +248,7 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
                 secret_env,
                 key_id: home.keys().id.clone(),
                 redact_headers: args.net.policy()?.redact,
-                preopens: sandbox.dirs.iter().map(|d| d.guest.clone()).collect(),
+                preopens: sandbox.grants().map(|d| d.guest.clone()).collect(),
             },
             budget.clone(),
         )
@@ -360,11 +369,19 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
     // the cache directory.
     let home = Home::open()?;
     let modules = ModuleCache::new(&home)?;
-    let prepared = runtime::prepare(&args.module, &args.limits.limits(), Some(&modules))?;
+    // A script's tape is played on the runtime that recorded it (checked below by its hash);
+    // the script itself, like every file it read, is on the tape.
+    let (module, kind, runtime_lib) = if python::is_script(&args.module) {
+        let rt = python::Runtime::open(&home)?;
+        (rt.wasm, Kind::Python, Some(rt.lib))
+    } else {
+        (args.module.clone(), Kind::Command, None)
+    };
+    let prepared = runtime::prepare(&module, kind, &args.limits.limits(), Some(&modules))?;
     let module_changed = if header.module_xxh3.is_empty() {
         // A tape from before module_xxh3: its module is identified by blake3, taken here.
-        let bytes = std::fs::read(&args.module)
-            .with_context(|| format!("cannot read module {}", args.module.display()))?;
+        let bytes = std::fs::read(&module)
+            .with_context(|| format!("cannot read module {}", module.display()))?;
         blake3::hash(&bytes).to_hex().as_str() != header.module_blake3
     } else {
         format!("{:032x}", prepared.hash) != header.module_xxh3
@@ -377,6 +394,7 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
         .dirs
         .iter()
         .map(|d| (d.guest.clone(), d.host.clone()))
+        .chain(runtime_lib.map(|lib| (python::LIB_GUEST.to_string(), lib)))
         .collect();
     player
         .open_refs(&grants)
@@ -410,6 +428,7 @@ pub fn replay(global: &GlobalArgs, args: &ReplayArgs) -> Result<i32> {
         args: inv.argv.clone(),
         env,
         dirs: Vec::new(),
+        internal: Vec::new(),
     };
     let player = Arc::new(Mutex::new(player));
     let mut wasi = sandbox.builder(&home)?;
