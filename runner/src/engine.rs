@@ -27,6 +27,10 @@ use crate::store::disk::write_atomic;
 /// Most compiled modules kept; the oldest go first. Every rebuild of a guest makes a new one.
 const KEEP_MODULES: usize = 64;
 
+/// Most bytes of compiled modules kept: the Python runtime's takes 240 MB, and each engine
+/// setting (`--timeout`, `--fuel`) and devstash version compiles its own.
+const KEEP_BYTES: u64 = 2 << 30;
+
 /// Length of a compiled module's signature (kept in its seal file).
 const SIGNATURE_LEN: usize = 32;
 
@@ -167,27 +171,30 @@ impl ModuleCache {
         Ok(())
     }
 
-    /// Removes the oldest compiled modules past [`KEEP_MODULES`].
+    /// Removes the oldest compiled modules past [`KEEP_MODULES`], or past [`KEEP_BYTES`] in
+    /// all (the newest is always kept).
     fn prune(&self) {
         let Ok(entries) = self.dir.entries() else {
             return;
         };
-        let mut files: Vec<(std::time::SystemTime, String)> = entries
+        let mut files: Vec<(std::time::SystemTime, u64, String)> = entries
             .filter_map(|e| {
                 let e = e.ok()?;
                 let name = e.file_name().into_string().ok()?;
                 let meta = e.metadata().ok()?;
                 (meta.is_file() && name.ends_with(".cwasm"))
-                    .then(|| Some((meta.modified().ok()?.into_std(), name)))?
+                    .then(|| Some((meta.modified().ok()?.into_std(), meta.len(), name)))?
             })
             .collect();
-        if files.len() <= KEEP_MODULES {
-            return;
-        }
-        files.sort();
-        for (_, name) in &files[..files.len() - KEEP_MODULES] {
-            let _ = self.dir.remove_file(name);
-            let _ = self.dir.remove_file(seal_name(name));
+        // Newest first: keep while both limits allow.
+        files.sort_by(|a, b| b.cmp(a));
+        let mut total = 0u64;
+        for (i, (_, len, name)) in files.iter().enumerate() {
+            total = total.saturating_add(*len);
+            if i > 0 && (i >= KEEP_MODULES || total > KEEP_BYTES) {
+                let _ = self.dir.remove_file(name);
+                let _ = self.dir.remove_file(seal_name(name));
+            }
         }
     }
 }
@@ -428,5 +435,55 @@ mod tests {
         assert!(cache.open_verified(&na).is_none());
         load(&engine, &a, Some(&cache)).unwrap();
         assert!(cache.open_verified(&na).is_some());
+    }
+
+    #[test]
+    fn old_compiled_modules_go_past_the_count_or_the_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::open_at(&tmp.path().join("home")).unwrap();
+        let cache = ModuleCache::new(&home).unwrap();
+        let dir = tmp.path().join("home/modules");
+        let base = std::time::SystemTime::now() - std::time::Duration::from_secs(10_000);
+        // Sparse files: their length counts, and they take no disk.
+        let make = |name: &str, len: u64, age: u64| {
+            let f = std::fs::File::create(dir.join(name)).unwrap();
+            f.set_len(len).unwrap();
+            f.set_modified(base - std::time::Duration::from_secs(age))
+                .unwrap();
+            std::fs::write(dir.join(seal_name(name)), b"seal").unwrap();
+        };
+        make("newest.cwasm", 1 << 30, 0);
+        make("middle.cwasm", 900 << 20, 10);
+        make("oldest.cwasm", 300 << 20, 20);
+        cache.prune();
+        let left = |name: &str| dir.join(name).exists();
+        assert!(left("newest.cwasm") && left("middle.cwasm"));
+        assert!(!left("oldest.cwasm") && !left("oldest.cwasm.seal"));
+        // The newest stays whatever its size.
+        make("huge.cwasm", 3 << 30, 0);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join("huge.cwasm"))
+            .unwrap()
+            .set_modified(std::time::SystemTime::now())
+            .unwrap();
+        cache.prune();
+        assert!(left("huge.cwasm"));
+        assert!(!left("newest.cwasm") && !left("middle.cwasm"));
+        // Past the count, small ones go too.
+        std::fs::remove_file(dir.join("huge.cwasm")).unwrap();
+        for i in 0..KEEP_MODULES + 3 {
+            make(&format!("m{i:03}.cwasm"), 1, i as u64 + 100);
+        }
+        cache.prune();
+        let kept = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".cwasm")
+            })
+            .count();
+        assert_eq!(kept, KEEP_MODULES);
+        assert!(left("m000.cwasm") && left("m063.cwasm") && !left("m064.cwasm"));
     }
 }
