@@ -379,10 +379,31 @@ fn exit_codes_and_traps() {
     let trap = sb.run(&probe, &["panic"]);
     assert_eq!(trap.code, 134, "{trap:?}");
     assert!(trap.stderr.contains("probe was told to panic"), "{trap:?}");
-    assert!(trap.stderr.contains("error: the guest trapped"), "{trap:?}");
+    // A panic leads with its message (the guest's) and the program's own frame, not std's
+    // panic machinery; `-v` shows the whole backtrace.
     assert!(
-        trap.stderr.contains("probe::main"),
-        "no guest backtrace: {trap:?}"
+        trap.stderr
+            .contains("error: the guest panicked (its message is above), in probe::"),
+        "{trap:?}"
+    );
+    assert!(!trap.stderr.contains("rust_panic"), "{trap:?}");
+    let verbose = sb.devstash(&["run", "-v", probe.to_str().unwrap(), "panic"]);
+    assert_eq!(verbose.code, 134, "{verbose:?}");
+    assert!(
+        verbose.stderr.contains("guest backtrace:") && verbose.stderr.contains("rust_panic"),
+        "{verbose:?}"
+    );
+    // A trap that is not a panic keeps its backtrace.
+    let wat = write(
+        sb.path(),
+        "div.wat",
+        br#"(module (func $crash (drop (i32.div_u (i32.const 1) (i32.const 0)))) (func (export "_start") (call $crash)))"#,
+    );
+    let div = sb.run(&wat, &[]);
+    assert_eq!(div.code, 134, "{div:?}");
+    assert!(
+        div.stderr.contains("error: the guest trapped") && div.stderr.contains("guest backtrace:"),
+        "{div:?}"
     );
 }
 

@@ -298,6 +298,20 @@ pub enum RemoteAction {
 }
 
 impl CacheArgs {
+    /// An error for `--refresh PATTERN` written with a space: the pattern was taken for the
+    /// module (`--refresh` takes its pattern after `=`).
+    pub fn check_refresh_spelling(&self, module: &Path) -> Result<()> {
+        if self.refresh.as_deref() == Some("*") && module.extension().is_none() && !module.exists()
+        {
+            bail!(
+                "cannot read module {0}: `--refresh` takes its pattern after `=`; to recompute \
+                 the entries matching {0}, write `--refresh={0}` before the module",
+                module.display()
+            );
+        }
+        Ok(())
+    }
+
     /// The policy these flags (and `--offline`) describe.
     pub fn policy(&self, net: &NetArgs) -> Result<Policy> {
         Ok(Policy {

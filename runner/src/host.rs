@@ -70,6 +70,14 @@ pub struct Stats {
     /// Recorded compute time of the hits, in nanoseconds.
     pub saved_ns: u64,
     /// The team cache's counts, when there is one.
+    /// HTTP requests refused: their host is not in `--allow-net`.
+    pub refused: u64,
+    /// HTTP requests with no stored response under `--offline`.
+    pub offline_misses: u64,
+    /// Whether `--refresh`'s pattern matched a lookup of this run.
+    pub refresh_matched: bool,
+    /// `--refresh`'s pattern when it matched no lookup (set by [`StashHost::finish`]).
+    pub refresh_unmatched: Option<String>,
     pub remote: Option<crate::store::remote::RemoteStats>,
 }
 
@@ -344,6 +352,11 @@ impl StashHost {
     pub fn finish(&mut self) -> Stats {
         let mut stats = std::mem::take(&mut self.stats);
         stats.remote = self.tier.finish();
+        if let Some(p) = &self.policy.refresh
+            && !stats.refresh_matched
+        {
+            stats.refresh_unmatched = Some(p.text().to_string());
+        }
         stats
     }
 
@@ -496,12 +509,13 @@ impl StashHost {
         }
         let at = self.entry_ref(site, &key);
         let s = &self.sites[site];
-        let forced = flags & get_flags::REFRESH != 0
-            || self
-                .policy
-                .refresh
-                .as_ref()
-                .is_some_and(|p| p.matches(&s.identity, &at.name));
+        let refreshed = self
+            .policy
+            .refresh
+            .as_ref()
+            .is_some_and(|p| p.matches(&s.identity, &at.name));
+        self.stats.refresh_matched |= refreshed;
+        let forced = flags & get_flags::REFRESH != 0 || refreshed;
         if !self.policy.no_cache && !forced {
             match self.tier.get(&at) {
                 Lookup::Found(mut found) => {
@@ -765,6 +779,7 @@ impl StashHost {
                 .refresh
                 .as_ref()
                 .is_some_and(|p| p.matches(site, &at.name));
+            self.stats.refresh_matched |= forced;
             if !self.policy.no_cache && !forced {
                 match self.tier.get(at) {
                     Lookup::Found(mut found) => {
@@ -799,6 +814,7 @@ impl StashHost {
         }
 
         if self.policy.offline {
+            self.stats.offline_misses += 1;
             return Err(devstash_protocol::HttpError {
                 kind: HttpErrorKind::Offline,
                 message: format!(
@@ -807,7 +823,10 @@ impl StashHost {
                 ),
             });
         }
-        prepared.check_allowed(&self.net)?;
+        if let Err(e) = prepared.check_allowed(&self.net) {
+            self.stats.refused += 1;
+            return Err(e);
+        }
         let started = Instant::now();
         // A response the guest could not hold under --max-memory is refused as it arrives.
         let limit = self

@@ -17,10 +17,16 @@ use crate::team;
 /// Runs `devstash run`.
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<i32> {
     let home = Home::open()?;
+    tracing::info!(
+        "cache: {}; per-user directory: {}",
+        global.cache_dir.display(),
+        home.path().display()
+    );
     let tier = DiskTier::new(&global.cache_dir, home.signer());
     if !args.cache.no_cache {
         tier.prefetch();
     }
+    args.cache.check_refresh_spelling(args.module.module()?)?;
     let program = Program::resolve(&home, args.module.module()?, args.module.sandbox()?)?;
     let limits = args.module.limits.limits();
     let wasi = program.sandbox.builder(&home)?.build_p1();

@@ -163,7 +163,14 @@ pub fn prepare(
              in milliseconds",
         );
     }
+    let started = std::time::Instant::now();
     let module = engine::load(&engine, &file, compiled)?;
+    tracing::info!(
+        "{}: ready to run in {} (XXH3-128 {:032x})",
+        path.display(),
+        human_duration(started.elapsed()),
+        file.hash
+    );
     check_imports(&module, &path.display().to_string(), kind)?;
     Ok(Prepared {
         kind,
@@ -357,27 +364,97 @@ fn ending(e: wasmtime::Error, limits: &Limits) -> Exit {
         }
         _ => {}
     }
+    let bt = e
+        .downcast_ref::<WasmBacktrace>()
+        .filter(|bt| !bt.frames().is_empty());
+    // A Rust panic: the guest printed its message above, and the trap is the abort after it;
+    // its own frame is what the user wants, the 18 frames of std's panic machinery are noise.
+    if let Some(bt) = bt
+        && let Some(frame) = panic_frame(bt)
+    {
+        tracing::info!("guest backtrace:\n{bt}");
+        return Exit::Trap(format!(
+            "error: the guest panicked (its message is above), in {frame}\nnote: `devstash \
+             run -v …` shows the guest's whole backtrace"
+        ));
+    }
     let what = match e.downcast_ref::<Trap>() {
         Some(trap) => format!("the guest trapped: {trap}"),
         None => format!("the guest was stopped: {}", e.root_cause()),
     };
     let mut msg = format!("error: {what}");
-    if let Some(bt) = e.downcast_ref::<WasmBacktrace>()
-        && !bt.frames().is_empty()
-    {
+    if let Some(bt) = bt {
         msg.push_str(&format!("\nguest backtrace:\n{bt}"));
     }
     Exit::Trap(msg)
 }
 
 /// Prints a trap's message and, unless `quiet`, the summary line.
+/// The first frame of the program's own code under a Rust panic in `bt`, as `function (file:
+/// line)` when the module has line tables; `None` when `bt` is not a panic's.
+fn panic_frame(bt: &WasmBacktrace) -> Option<String> {
+    let names: Vec<String> = bt
+        .frames()
+        .iter()
+        .map(|f| f.func_name().map(strip_hash).unwrap_or_default())
+        .collect();
+    let last_panic = names.iter().rposition(|n| {
+        n.contains("rust_panic")
+            || n.contains("panicking::")
+            || n.contains("rust_begin_unwind")
+            || n.contains("unwrap_failed")
+            || n.contains("expect_failed")
+    })?;
+    let library = |n: &str| {
+        let n = n.trim_start_matches('<');
+        [
+            "std",
+            "core",
+            "alloc",
+            "__rustc",
+            "devstash::",
+            "devstash[",
+            "panic_",
+        ]
+        .iter()
+        .any(|p| n.starts_with(p))
+            || n.is_empty()
+    };
+    let (i, name) = names
+        .iter()
+        .enumerate()
+        .skip(last_panic + 1)
+        .find(|(_, n)| !library(n))?;
+    let place = bt.frames()[i].symbols().iter().find_map(|s| {
+        Some(format!(
+            " ({}:{})",
+            s.file()?,
+            s.line().map(|l| l.to_string()).unwrap_or_default()
+        ))
+    });
+    Some(format!("{name}{}", place.unwrap_or_default()))
+}
+
+/// A symbol demangled, without its hash and crate disambiguators.
+fn strip_hash(name: &str) -> String {
+    format!("{:#}", rustc_demangle::demangle(name))
+}
+
 pub fn finish(outcome: &Outcome, quiet: bool, no_cache: bool) {
     if let Exit::Trap(msg) | Exit::Limit(msg) = &outcome.exit {
         say(msg);
     }
     let s = &outcome.stats;
-    if !quiet && (s.hits + s.misses) > 0 {
+    if !quiet && (s.hits + s.misses + s.refused + s.offline_misses) > 0 {
         say(&summary(s, no_cache));
+    }
+    if let Some(p) = &s.refresh_unmatched {
+        say(&format!(
+            "devstash: warning: --refresh={} matched no marked call of this run, so nothing was \
+             recomputed (it matches a site, such as `app::fetch`, or an entry file name; \
+             `devstash list` shows both)",
+            crate::output::escape(p)
+        ));
     }
 }
 
@@ -408,6 +485,18 @@ pub fn summary(s: &Stats, no_cache: bool) -> String {
     if s.corrupt > 0 {
         line.push_str(&format!("; {} corrupt, recomputed", s.corrupt));
     }
+    if s.refused > 0 {
+        line.push_str(&format!(
+            "; {} refused (not in --allow-net)",
+            count(s.refused, "request", "requests")
+        ));
+    }
+    if s.offline_misses > 0 {
+        line.push_str(&format!(
+            "; {} with nothing stored (--offline)",
+            count(s.offline_misses, "request", "requests")
+        ));
+    }
     if let Some(r) = &s.remote {
         line.push_str(&format!(
             "; remote: {}, {}, {}, {}{}",
@@ -424,6 +513,12 @@ pub fn summary(s: &Stats, no_cache: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symbols_lose_their_hashes_and_disambiguators() {
+        assert_eq!(strip_hash("_ZN3pan4main17hf20a8c113fd83e86E"), "pan::main");
+        assert_eq!(strip_hash("__main_void"), "__main_void");
+    }
 
     #[test]
     fn summary_line() {

@@ -116,10 +116,25 @@ impl Sandbox {
         let mut b = WasiCtxBuilder::new();
         b.inherit_stdio();
         b.args(&self.args);
+        for v in &self.env {
+            if v.value.is_none() && std::env::var_os(&v.name).is_none() {
+                tracing::warn!(
+                    "--env {0}: {0} is not set here, so the program does not get it (pass \
+                     --env {0}=VALUE to give it a value)",
+                    crate::output::escape(&v.name)
+                );
+            }
+        }
         for (k, v) in self.resolved_env() {
             b.env(k, v);
         }
         for d in self.grants() {
+            tracing::info!(
+                "granting {} as {}{}",
+                d.host.display(),
+                d.guest,
+                if d.read_only { " (read-only)" } else { "" }
+            );
             let perms = if d.read_only {
                 FsPerms::ReadOnly
             } else {

@@ -30,6 +30,11 @@ impl Pattern {
     }
 
     /// Whether the pattern matches an entry with this site identity and file name.
+    /// The pattern as given.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     pub fn matches(&self, site: &str, file_name: &str) -> bool {
         match &self.glob {
             Some(g) => g.is_match(site) || g.is_match(file_name),

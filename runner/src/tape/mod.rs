@@ -217,6 +217,7 @@ pub fn record(global: &GlobalArgs, args: &RecordArgs) -> Result<i32> {
         tier.prefetch();
     }
     let module = args.module.module()?;
+    args.cache.check_refresh_spelling(module)?;
     let limits = args.module.limits.limits();
     let modules = ModuleCache::new(&home)?;
     let program = Program::resolve(&home, module, args.module.sandbox()?)?;

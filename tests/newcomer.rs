@@ -1,0 +1,211 @@
+//! End-to-end tests of what a newcomer meets first: mistakes on the command line get an error
+//! that says what to write, and the summary line, `-v` and warnings say what happened.
+
+mod common;
+
+use common::server::Server;
+use common::{Sandbox, guest};
+
+/// `--refresh square` (a space instead of `=`) took `square` for the module and said "cannot
+/// read module square"; now the error says how to write it. A pattern that matches no lookup
+/// says so, rather than silently recomputing nothing.
+#[test]
+fn refresh_with_a_space_or_matching_nothing_says_so() {
+    let sb = Sandbox::new();
+    let probe = guest("probe");
+    let p = probe.to_str().unwrap();
+    let r = sb.devstash(&["run", "--refresh", "square", p, "double", "4"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(
+        r.stderr.contains("`--refresh` takes its pattern after `=`")
+            && r.stderr.contains("--refresh=square"),
+        "{r:?}"
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+
+    assert_eq!(sb.run(&probe, &["double", "4"]).code, 0);
+    let r = sb.devstash(&["run", "--refresh=nomatch", p, "double", "4"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("1 hit"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("--refresh=nomatch matched no marked call of this run"),
+        "{r:?}"
+    );
+    // A pattern that matches recomputes, and says nothing more.
+    let r = sb.devstash(&["run", "--refresh=double", p, "double", "4"]);
+    assert!(r.stderr.contains("1 miss"), "{r:?}");
+    assert!(!r.stderr.contains("matched no"), "{r:?}");
+}
+
+/// A request refused by `--allow-net`, and one with nothing stored under `--offline`, are
+/// counted in the summary line (they were missing from it).
+#[test]
+fn refused_and_offline_requests_show_in_the_summary() {
+    let server = Server::start();
+    let sb = Sandbox::new();
+    let probe = guest("probe");
+    let p = probe.to_str().unwrap();
+    let url = server.url("/repos/x");
+    let r = sb.devstash(&["run", p, "http-get", &url]);
+    assert!(
+        r.stderr.contains("1 request refused (not in --allow-net)"),
+        "{r:?}"
+    );
+    let r = sb.devstash(&["run", "--offline", p, "http-stash", &url, "1h"]);
+    assert!(
+        r.stderr
+            .contains("1 request with nothing stored (--offline)"),
+        "{r:?}"
+    );
+    assert_eq!(server.count(), 0);
+}
+
+/// `--env NAME` for a variable the host does not have passed nothing, silently: now it warns.
+#[test]
+fn env_without_a_host_value_warns() {
+    let sb = Sandbox::new();
+    let probe = guest("probe");
+    let r = sb
+        .cmd()
+        .env_remove("DEVSTASH_TEST_UNSET")
+        .args([
+            "run",
+            "--env",
+            "DEVSTASH_TEST_UNSET",
+            probe.to_str().unwrap(),
+            "exit",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("--env DEVSTASH_TEST_UNSET: DEVSTASH_TEST_UNSET is not set here"),
+        "{stderr}"
+    );
+    // Set on the host, it passes without a word.
+    let r = sb
+        .cmd()
+        .env("DEVSTASH_TEST_UNSET", "1")
+        .args([
+            "run",
+            "--env",
+            "DEVSTASH_TEST_UNSET",
+            probe.to_str().unwrap(),
+            "exit",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(r.stderr.is_empty(), "{}", String::from_utf8_lossy(&r.stderr));
+}
+
+/// `-v` says where the cache and the per-user directory are, what is granted, and how the
+/// module was made ready; without it, none of that.
+#[test]
+fn verbose_says_where_things_are() {
+    let sb = Sandbox::new();
+    let probe = guest("probe");
+    std::fs::create_dir(sb.path().join("data")).unwrap();
+    let p = probe.to_str().unwrap();
+    let quiet = sb.devstash(&["run", "--dir", "data:ro", p, "exit", "0"]);
+    assert!(quiet.stderr.is_empty(), "{quiet:?}");
+    let r = sb.devstash(&["run", "-v", "--dir", "data:ro", p, "exit", "0"]);
+    for needle in [
+        "devstash: cache: .devstash_cache; per-user directory: ",
+        "granting data as data (read-only)",
+        "probe.wasm: ready to run in ",
+    ] {
+        assert!(r.stderr.contains(needle), "no {needle:?}: {r:?}");
+    }
+}
+
+/// A module that stores nothing (here, one without the SDK) leaves no `.devstash_cache/`
+/// behind in the folder it ran in.
+#[test]
+fn a_module_without_the_sdk_creates_no_cache_folder() {
+    let sb = Sandbox::new();
+    let wat = sb.path().join("plain.wat");
+    std::fs::write(&wat, r#"(module (func (export "_start")))"#).unwrap();
+    let r = sb.run(&wat, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!sb.cache().exists(), "{r:?}");
+}
+
+/// The README's `.cargo/config.toml`: with `[build] target` and the array form of `runner`, a
+/// plain `cargo run` builds for WASI and runs through devstash, flags included: the first run
+/// computes, the second hits, and the `--env` flag reaches the program.
+#[test]
+fn cargo_run_goes_through_devstash_with_the_readme_config() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("app");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::create_dir_all(dir.join(".cargo")).unwrap();
+    let sdk = common::workspace().join("guest-sdk");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"cargo_run_app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\ndevstash = {{ path = {:?} }}\nserde = {{ version = \"1\", features \
+             = [\"derive\"] }}\n\n[workspace]\n",
+            sdk.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/main.rs"),
+        r#"use devstash::stash;
+fn slow(x: u64) -> u64 {
+    println!("computing");
+    x * 2
+}
+fn main() {
+    println!("{} {}", std::env::var("GREETING").unwrap_or_default(), stash!(slow(21)));
+}
+"#,
+    )
+    .unwrap();
+    // As the README writes it, with `devstash` found on PATH.
+    std::fs::write(
+        dir.join(".cargo/config.toml"),
+        "[build]\ntarget = \"wasm32-wasip1\"\n\n[target.wasm32-wasip1]\nrunner = [\"devstash\", \
+         \"run\", \"--env\", \"GREETING\"]\n",
+    )
+    .unwrap();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_devstash"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let cargo_run = || {
+        let out = std::process::Command::new(env!("CARGO"))
+            .current_dir(&dir)
+            .args(["run", "--release", "--target-dir"])
+            .arg(common::guest_target_dir().join("standalone"))
+            .env("PATH", &path)
+            .env("GREETING", "hello")
+            .env("DEVSTASH_HOME", sb.home())
+            .env_remove("DEVSTASH_CACHE_DIR")
+            .output()
+            .expect("cargo runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = cargo_run();
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout, "computing\nhello 42\n", "{stderr}");
+    assert!(stderr.contains("0 hits, 1 miss, 1 stored"), "{stderr}");
+    let (code, stdout, stderr) = cargo_run();
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout, "hello 42\n", "{stderr}");
+    assert!(stderr.contains("1 hit, 0 misses"), "{stderr}");
+    assert!(dir.join(".devstash_cache").is_dir());
+}
