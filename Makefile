@@ -47,6 +47,18 @@ demo-python:
 	@echo "== what is stored"
 	cd $(PY_DEMO_DIR) && $(DEVSTASH) list
 
+## c-example: the C quickstart (examples/c/slow.c, with guest-sdk/c/devstash.h) for wasm32-wasi,
+## built with clang (Debian/Ubuntu: apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)
+WASI_CC ?= clang
+WASI_SYSROOT ?= /usr
+C_EXAMPLE := $(TARGET_DIR)/c/slow.wasm
+.PHONY: c-example
+c-example:
+	@command -v $(WASI_CC) >/dev/null || { echo "error: $(WASI_CC) not found: install clang, lld, wasi-libc and libclang-rt-dev-wasm32 (apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)" >&2; exit 1; }
+	@mkdir -p $(dir $(C_EXAMPLE))
+	$(WASI_CC) --target=wasm32-wasi --sysroot=$(WASI_SYSROOT) -O2 -I guest-sdk/c -o $(C_EXAMPLE) examples/c/slow.c
+	@echo "== run it twice: devstash run $(C_EXAMPLE)"
+
 ## test: formatting, lints, unit and end-to-end tests, and the Python SDK's own tests
 test: lint
 	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
