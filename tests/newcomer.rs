@@ -99,7 +99,11 @@ fn env_without_a_host_value_warns() {
         ])
         .output()
         .unwrap();
-    assert!(r.stderr.is_empty(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
 }
 
 /// `-v` says where the cache and the per-user directory are, what is granted, and how the
