@@ -33,8 +33,14 @@ pub const CORRUPT_ENTRY: i32 = 1;
 
 /// How many payload bytes the hex preview shows.
 const PREVIEW_BYTES: usize = 256;
+/// How many it shows under a value shown readably.
+const READABLE_PREVIEW_BYTES: usize = 64;
 /// How many items of a decoded sequence are shown.
 const PREVIEW_ITEMS: usize = 16;
+/// How many characters of a decoded string are shown.
+const SHOWN_CHARS: usize = 200;
+/// Longest decoded value shown.
+const SHOWN_VALUE: usize = 1000;
 
 /// Runs `devstash inspect`.
 pub fn inspect(global: &GlobalArgs, args: &InspectArgs) -> Result<i32> {
@@ -167,8 +173,11 @@ struct JsonEntry<'a> {
     payload_len: u64,
     /// The first bytes of the payload, hex.
     payload_hex: String,
-    /// The value, when its type is a simple one that can be decoded without the program.
+    /// The value, when its type is a simple one that can be decoded without the program (a
+    /// Python value: as Python's `repr` would show it).
     decoded: Option<String>,
+    /// A stored HTTP response: its status, headers and body.
+    http: Option<JsonHttp>,
 }
 
 /// Payload bytes read for a preview: the whole value of a small entry (so that a simple type can
@@ -193,10 +202,14 @@ fn report_entry(name: &str, path: &Path, signer: &Signer, json: bool) -> Result<
         Err(d) => (None, Some(d), unverified_payload(&raw)),
     };
     let shown_header = header.or(damage.and_then(|d| d.unverified.as_deref()));
-    // Only a whole value decodes.
+    let whole = shown_header.is_some_and(|h| h.payload_len == payload.len() as u64);
+    // Only a whole value decodes; a response shows as much of its body as was read.
     let decoded = shown_header
-        .filter(|h| h.payload_len == payload.len() as u64)
+        .filter(|_| whole)
         .and_then(|h| decode_value(&h.value_type, payload));
+    let http = shown_header
+        .filter(|h| h.value_type == HTTP_VALUE_TYPE && h.site.starts_with(crate::net::SITE_PREFIX))
+        .and_then(|_| http_view(payload, whole));
     let code = if damage.is_some() { CORRUPT_ENTRY } else { 0 };
 
     if json {
@@ -215,6 +228,16 @@ fn report_entry(name: &str, path: &Path, signer: &Signer, json: bool) -> Result<
                 .map(|b| format!("{b:02x}"))
                 .collect(),
             decoded: if header.is_some() { decoded } else { None },
+            http: http.as_ref().filter(|_| header.is_some()).map(|v| {
+                let kind = v.kind();
+                JsonHttp {
+                    status: v.status,
+                    headers: v.headers.clone(),
+                    body_len: v.body_len,
+                    body_kind: kind,
+                    body_preview: v.body_lines(kind),
+                }
+            }),
         })?;
         return Ok(code);
     }
@@ -304,27 +327,129 @@ fn report_entry(name: &str, path: &Path, signer: &Signer, json: bool) -> Result<
             ),
         )?;
     }
+    let note = if header.is_some() {
+        ""
+    } else {
+        " (unverified)"
+    };
     if let Some(value) = &decoded {
-        let note = if header.is_some() {
-            ""
-        } else {
-            " (unverified)"
-        };
         field("value", format!("{}{note}", escape(value)))?;
+    } else if let Some(v) = &http {
+        report_http(v, note)?;
+    } else if let Some(why) = shown_header
+        // A damaged entry's payload may be cut short: its report says so already.
+        .filter(|_| whole || damage.is_none())
+        .and_then(|h| undecoded_note(&h.value_type, whole))
+    {
+        field("value", why)?;
     }
     if damage.is_some() && payload.is_empty() {
         return Ok(code);
     }
     let runs = text_runs(payload);
-    if !runs.is_empty() {
+    // The text of a value shown above would only repeat it.
+    if !runs.is_empty() && decoded.is_none() && http.is_none() {
         field("text", runs.join("  "))?;
     }
-    let mut lines = hex_dump(payload).into_iter();
+    // Under a value shown readably, the first bytes are enough.
+    let shown_bytes = if decoded.is_some() || http.is_some() {
+        READABLE_PREVIEW_BYTES
+    } else {
+        PREVIEW_BYTES
+    };
+    let mut lines = hex_dump(payload, shown_bytes).into_iter();
     field("bytes", lines.next().unwrap_or_else(|| "(empty)".into()))?;
     for line in lines {
         field("", line)?;
     }
     Ok(code)
+}
+
+/// The status, headers and body of a stored response.
+fn report_http(v: &HttpView<'_>, note: &str) -> Result<()> {
+    field("status", format!("{}{note}", v.status))?;
+    if v.headers.is_empty() {
+        field("headers", "none")?;
+    }
+    for (i, (name, value)) in v.headers.iter().take(SHOWN_HEADERS).enumerate() {
+        let label = if i == 0 { "headers" } else { "" };
+        field(
+            label,
+            format!("{}: {}", shown_line(name), shown_line(value)),
+        )?;
+    }
+    if v.headers.len() > SHOWN_HEADERS {
+        field("", format!("… {} more", v.headers.len() - SHOWN_HEADERS))?;
+    }
+    let kind = v.kind();
+    let what = match kind {
+        BodyKind::Json => "JSON".to_string(),
+        BodyKind::Text => "text".to_string(),
+        BodyKind::Binary => format!(
+            "binary{}; the first {} in hex",
+            v.content_type()
+                .map(|t| format!(" ({})", shown_line(t)))
+                .unwrap_or_default(),
+            human_size(v.body_len.min(SHOWN_BINARY_BYTES as u64))
+        ),
+    };
+    if v.body_len == 0 {
+        return field("body", "empty");
+    }
+    field(
+        "body",
+        format!(
+            "{} ({}), {what}:",
+            count(v.body_len, "byte", "bytes"),
+            human_size(v.body_len)
+        ),
+    )?;
+    for line in v.body_lines(kind) {
+        field("", line)?;
+    }
+    Ok(())
+}
+
+/// Why a value is shown as bytes only, when there is something to say: a type of the program's
+/// own (whose fields an entry does not record), a pickle that does not read back, a value read
+/// only in part.
+fn undecoded_note(value_type: &str, whole: bool) -> Option<String> {
+    if !whole {
+        return Some(
+            "(not decoded: the value is larger than inspect reads; its first bytes are shown)"
+                .into(),
+        );
+    }
+    if value_type == PYTHON_VALUE_TYPE {
+        return Some(
+            "(not decoded: a pickle inspect does not follow (out-of-band buffers, or opcodes \
+             CPython does not write); its bytes are shown)"
+                .into(),
+        );
+    }
+    if value_type == HTTP_VALUE_TYPE {
+        return Some("(not decoded: not a stored response this devstash reads)".into());
+    }
+    let ty = program_type(value_type)?;
+    Some(format!(
+        "(not decoded: {} is a struct or enum of the program, and an entry does not record its \
+         fields, so its bytes are shown)",
+        escape(&ty)
+    ))
+}
+
+/// The first type in a Rust type name that is not the standard library's: `probe::Stats` in
+/// `alloc::vec::Vec<probe::Stats>`.
+fn program_type(value_type: &str) -> Option<String> {
+    value_type
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+        .find(|part| {
+            part.contains("::")
+                && !["core::", "alloc::", "std::"]
+                    .iter()
+                    .any(|p| part.starts_with(p))
+        })
+        .map(str::to_string)
 }
 
 /// The bytes after the header line of a damaged entry (the whole file when there is no header
@@ -369,9 +494,9 @@ fn ttl_status(h: &Header, now: SystemTime) -> (&'static str, String) {
     }
 }
 
-/// `hexdump -C`-style lines of the first [`PREVIEW_BYTES`] bytes.
-fn hex_dump(bytes: &[u8]) -> Vec<String> {
-    let shown = &bytes[..bytes.len().min(PREVIEW_BYTES)];
+/// `hexdump -C`-style lines of the first `limit` bytes.
+fn hex_dump(bytes: &[u8], limit: usize) -> Vec<String> {
+    let shown = &bytes[..bytes.len().min(limit)];
     let mut lines: Vec<String> = shown
         .chunks(16)
         .enumerate()
@@ -420,10 +545,20 @@ fn text_runs(bytes: &[u8]) -> Vec<String> {
 /// `Option`, arrays and tuples of those), which postcard lays out without a schema. Anything
 /// else, or bytes that do not decode exactly, give `None`.
 fn decode_value(type_name: &str, payload: &[u8]) -> Option<String> {
+    if type_name == PYTHON_VALUE_TYPE {
+        return pickle::repr(payload);
+    }
     let ty = simplify_type(type_name);
     let mut input = payload;
-    let value = take_value(&ty, &mut input, 0)?;
-    input.is_empty().then_some(value)
+    let mut value = take_value(&ty, &mut input, 0)?;
+    if !input.is_empty() {
+        return None;
+    }
+    if let Some((cut, _)) = value.char_indices().nth(SHOWN_VALUE) {
+        value.truncate(cut);
+        value.push('…');
+    }
+    Some(value)
 }
 
 /// `alloc::vec::Vec<alloc::string::String>` -> `Vec<String>`.
@@ -432,10 +567,22 @@ fn simplify_type(type_name: &str) -> String {
     for prefix in [
         "alloc::vec::",
         "alloc::string::",
+        "alloc::boxed::",
+        "alloc::rc::",
+        "alloc::sync::",
+        "alloc::borrow::",
+        "alloc::collections::btree::map::",
+        "alloc::collections::btree::set::",
+        "alloc::collections::vec_deque::",
         "core::option::",
         "std::vec::",
         "std::string::",
         "std::option::",
+        "std::collections::hash::map::",
+        "std::collections::hash::set::",
+        "std::hash::random::",
+        "std::path::",
+        "serde_bytes::bytebuf::",
     ] {
         ty = ty.replace(prefix, "");
     }
@@ -469,8 +616,65 @@ fn take_value(ty: &str, input: &mut &[u8], depth: usize) -> Option<String> {
         "f32" => take::<f32>(input)?,
         "f64" => take::<f64>(input)?,
         "char" => take::<char>(input)?,
-        "String" | "&str" => take::<String>(input)?,
+        "String" | "&str" | "str" | "Box<str>" | "Cow<str>" | "PathBuf" => {
+            let (value, rest) = postcard::take_from_bytes::<&str>(input).ok()?;
+            *input = rest;
+            let cut: String = value.chars().take(SHOWN_CHARS).collect();
+            if cut.len() < value.len() {
+                format!("{cut:?}… ({} chars)", value.chars().count())
+            } else {
+                format!("{cut:?}")
+            }
+        }
+        "ByteBuf" => return take_value("Vec<u8>", input, depth),
         _ => {
+            for wrapper in ["Box<", "Rc<", "Arc<"] {
+                if let Some(inner) = ty.strip_prefix(wrapper).and_then(|t| t.strip_suffix('>')) {
+                    return take_value(inner, input, depth + 1);
+                }
+            }
+            for (prefix, open, close) in [
+                ("VecDeque<", "[", "]"),
+                ("HashSet<", "{", "}"),
+                ("BTreeSet<", "{", "}"),
+            ] {
+                if let Some(inner) = ty.strip_prefix(prefix).and_then(|t| t.strip_suffix('>')) {
+                    let item = split_top_level(inner).into_iter().next()?;
+                    let (len, rest) = postcard::take_from_bytes::<u64>(input).ok()?;
+                    *input = rest;
+                    if len > input.len() as u64 {
+                        return None;
+                    }
+                    return seq(item, len as usize, input, depth, open, close);
+                }
+            }
+            for prefix in ["HashMap<", "BTreeMap<"] {
+                if let Some(inner) = ty.strip_prefix(prefix).and_then(|t| t.strip_suffix('>')) {
+                    let parts = split_top_level(inner);
+                    let [k, v, ..] = parts.as_slice() else {
+                        return None;
+                    };
+                    let (len, rest) = postcard::take_from_bytes::<u64>(input).ok()?;
+                    *input = rest;
+                    if len > input.len() as u64 {
+                        return None;
+                    }
+                    let mut shown = Vec::new();
+                    for i in 0..len {
+                        let key = take_value(k, input, depth + 1)?;
+                        let value = take_value(v, input, depth + 1)?;
+                        if i < PREVIEW_ITEMS as u64 {
+                            shown.push(format!("{key}: {value}"));
+                        }
+                    }
+                    let more = if len > PREVIEW_ITEMS as u64 {
+                        format!(", … ({len} items)")
+                    } else {
+                        String::new()
+                    };
+                    return Some(format!("{{{}{more}}}", shown.join(", ")));
+                }
+            }
             if let Some(inner) = ty.strip_prefix("Vec<").and_then(|t| t.strip_suffix('>')) {
                 let (len, rest) = postcard::take_from_bytes::<u64>(input).ok()?;
                 *input = rest;
@@ -556,6 +760,1191 @@ fn split_top_level(s: &str) -> Vec<&str> {
         parts.push(&s[start..]);
     }
     parts
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored HTTP responses
+
+/// The value type of a stored HTTP response (`devstash_protocol::HttpResponse`, postcard).
+const HTTP_VALUE_TYPE: &str = "devstash::http::Response";
+/// Most headers shown.
+const SHOWN_HEADERS: usize = 24;
+/// Most lines of a body shown.
+const SHOWN_BODY_LINES: usize = 40;
+/// Longest line of a body (or header value) shown.
+const SHOWN_LINE_CHARS: usize = 160;
+/// Bytes of a binary body shown in hex.
+const SHOWN_BINARY_BYTES: usize = 64;
+
+/// A stored response, read from as much of the payload as is at hand.
+#[derive(Debug, PartialEq, Eq)]
+struct HttpView<'a> {
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// The body's length.
+    body_len: u64,
+    /// Its first bytes (all of it, unless the payload was read only in part).
+    body: &'a [u8],
+}
+
+/// Reads a stored response; `whole` says the payload is all there (then it must be exactly one
+/// response).
+fn http_view(payload: &[u8], whole: bool) -> Option<HttpView<'_>> {
+    let (status, rest) = postcard::take_from_bytes::<u16>(payload).ok()?;
+    let (headers, rest) = postcard::take_from_bytes::<Vec<(String, String)>>(rest).ok()?;
+    let (body_len, rest) = postcard::take_from_bytes::<u64>(rest).ok()?;
+    if (whole && body_len != rest.len() as u64) || body_len < rest.len() as u64 {
+        return None;
+    }
+    Some(HttpView {
+        status,
+        headers,
+        body_len,
+        body: rest,
+    })
+}
+
+/// What a body is, for showing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum BodyKind {
+    Json,
+    Text,
+    Binary,
+}
+
+impl HttpView<'_> {
+    fn content_type(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn complete(&self) -> bool {
+        self.body.len() as u64 == self.body_len
+    }
+
+    /// JSON when it parses as JSON; text when it is UTF-8 without NULs (or said to be text),
+    /// else binary.
+    fn kind(&self) -> BodyKind {
+        let ct = self.content_type().unwrap_or_default().to_ascii_lowercase();
+        let start = self.body.iter().find(|b| !b.is_ascii_whitespace());
+        let looks_json = ct.contains("json") || matches!(start, Some(b'{' | b'['));
+        if looks_json
+            && self.complete()
+            && serde_json::from_slice::<serde::de::IgnoredAny>(self.body).is_ok()
+        {
+            return BodyKind::Json;
+        }
+        let utf8 = match std::str::from_utf8(self.body) {
+            Ok(_) => true,
+            // Cut inside a character at the end of what was read.
+            Err(e) => !self.complete() && e.error_len().is_none(),
+        };
+        let said_text = ct.starts_with("text/")
+            || [
+                "json",
+                "xml",
+                "javascript",
+                "html",
+                "csv",
+                "yaml",
+                "urlencoded",
+            ]
+            .iter()
+            .any(|t| ct.contains(t));
+        if utf8 && (said_text || !self.body.contains(&0)) {
+            BodyKind::Text
+        } else {
+            BodyKind::Binary
+        }
+    }
+
+    /// The body for people: its lines (JSON pretty-printed), cut, each escaped; the last says
+    /// how much more there is.
+    fn body_lines(&self, kind: BodyKind) -> Vec<String> {
+        let (mut lines, more) = match kind {
+            BodyKind::Json => pretty_json(self.body, SHOWN_BODY_LINES),
+            BodyKind::Text => text_lines(self.body, SHOWN_BODY_LINES),
+            BodyKind::Binary => {
+                let shown = &self.body[..self.body.len().min(SHOWN_BINARY_BYTES)];
+                let mut lines = hex_dump(shown, SHOWN_BINARY_BYTES);
+                if self.body_len > shown.len() as u64 {
+                    lines.push(format!(
+                        "… {} more",
+                        human_size(self.body_len - shown.len() as u64)
+                    ));
+                }
+                return lines;
+            }
+        };
+        if !self.complete() {
+            lines.push(format!(
+                "… (only the first {} of the body were read)",
+                human_size(self.body.len() as u64)
+            ));
+        } else if more > 0 {
+            lines.push(format!("… {more} more line{}", output::plural(more as u64)));
+        }
+        lines
+    }
+}
+
+/// A line cut at [`SHOWN_LINE_CHARS`] characters and escaped.
+fn shown_line(line: &str) -> String {
+    let mut cut: String = line.chars().take(SHOWN_LINE_CHARS).collect();
+    if cut.len() < line.len() {
+        cut.push('…');
+    }
+    escape(&cut).into_owned()
+}
+
+/// The first `max` lines of a text, cut and escaped, and how many lines follow them.
+fn text_lines(body: &[u8], max: usize) -> (Vec<String>, usize) {
+    let text = String::from_utf8_lossy(body);
+    let mut lines = Vec::new();
+    let mut more = 0;
+    for line in text.split_inclusive('\n') {
+        if lines.len() < max {
+            let line = line.strip_suffix('\n').unwrap_or(line);
+            lines.push(shown_line(line));
+        } else {
+            more += 1;
+        }
+    }
+    (lines, more)
+}
+
+/// JSON re-indented as `serde_json::to_string_pretty` would (two spaces), keeping its order,
+/// without building it in memory: the first `max` lines (cut and escaped), and how many lines
+/// follow. The text must be valid JSON.
+fn pretty_json(body: &[u8], max: usize) -> (Vec<String>, usize) {
+    struct Out {
+        lines: Vec<String>,
+        line: String,
+        /// Characters in `line` (counted even once it is full).
+        chars: usize,
+        max: usize,
+        more: usize,
+    }
+    impl Out {
+        fn put(&mut self, c: char) {
+            if self.lines.len() < self.max && self.chars < SHOWN_LINE_CHARS {
+                self.line.push(c);
+            }
+            self.chars += 1;
+        }
+        fn end_line(&mut self, indent: usize) {
+            if self.lines.len() < self.max {
+                let mut line = std::mem::take(&mut self.line);
+                if self.chars > SHOWN_LINE_CHARS {
+                    line.push('…');
+                }
+                self.lines.push(escape(&line).into_owned());
+            } else {
+                self.more += 1;
+            }
+            self.line.clear();
+            self.chars = 0;
+            for _ in 0..indent * 2 {
+                self.put(' ');
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let mut out = Out {
+        lines: Vec::new(),
+        line: String::new(),
+        chars: 0,
+        max,
+        more: 0,
+    };
+    let mut indent = 0usize;
+    let mut it = text.chars().peekable();
+    let mut in_string = false;
+    let mut escaped = false;
+    while let Some(c) = it.next() {
+        if in_string {
+            out.put(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            c if c.is_ascii_whitespace() => {}
+            '"' => {
+                in_string = true;
+                out.put(c);
+            }
+            '{' | '[' => {
+                out.put(c);
+                while it.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+                    it.next();
+                }
+                let close = if c == '{' { '}' } else { ']' };
+                if it.peek() == Some(&close) {
+                    it.next();
+                    out.put(close);
+                } else {
+                    indent += 1;
+                    out.end_line(indent);
+                }
+            }
+            '}' | ']' => {
+                indent = indent.saturating_sub(1);
+                out.end_line(indent);
+                out.put(c);
+            }
+            ',' => {
+                out.put(c);
+                out.end_line(indent);
+            }
+            ':' => {
+                out.put(':');
+                out.put(' ');
+            }
+            c => out.put(c),
+        }
+    }
+    if out.chars > 0 {
+        out.end_line(0);
+    }
+    (out.lines, out.more)
+}
+
+/// `devstash inspect ENTRY --json`: a stored HTTP response.
+#[derive(Debug, Serialize)]
+struct JsonHttp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body_len: u64,
+    body_kind: BodyKind,
+    /// The body as `inspect` shows it: lines cut, JSON re-indented.
+    body_preview: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pickles: the values of the Python SDK's sites
+
+/// Reads the pickles the Python SDK stores (`pickle.dump(value, protocol=5)`) back into a
+/// Python-like `repr`, without running anything: plain data as Python shows it (`[1, 2, 3]`,
+/// `{'a': 1}`), objects as their class and state (`Point(x=1, y=2.0)`,
+/// `collections.OrderedDict({'a': 1})`).
+///
+/// Pickles are untrusted input here (an entry may be damaged or forged), so the reader is a
+/// small machine of its own rather than a general unpickler: values live in one arena, a memo
+/// reference is an index into it and never a copy (a pickle can share a value a million times in
+/// a few bytes), lengths are checked against the bytes that are there before anything is taken,
+/// and the text is cut at [`pickle::MAX_REPR`] characters, nesting at [`pickle::MAX_DEPTH`].
+/// Opcodes CPython does not write for stored values (out-of-band buffers, extension registry,
+/// protocol 0 text forms of strings) make it give up: the entry then shows its bytes.
+mod pickle {
+    use std::collections::HashMap;
+
+    use crate::tape::report::{PY_SHOWN_ITEMS, py_bytes, py_float, py_int, py_name, py_str};
+
+    /// Longest `repr` made.
+    pub const MAX_REPR: usize = 400;
+    /// Deepest nesting shown.
+    pub const MAX_DEPTH: usize = 24;
+
+    #[derive(Debug)]
+    enum Node {
+        None,
+        Bool(bool),
+        Int(i64),
+        /// Little-endian two's complement, as `LONG1` and `LONG4` hold it.
+        Long(Vec<u8>),
+        Float(f64),
+        Str(String),
+        Bytes(Vec<u8>),
+        ByteArray(Vec<u8>),
+        List(Vec<usize>),
+        Tuple(Vec<usize>),
+        Dict(Vec<(usize, usize)>),
+        Set(Vec<usize>),
+        FrozenSet(Vec<usize>),
+        /// `module.name`, from `GLOBAL` or `STACK_GLOBAL`: a class or a function.
+        Global(String),
+        /// What `REDUCE` or `NEWOBJ` makes: a callable (a class), its arguments (a tuple
+        /// node), then what `BUILD`, `APPEND(S)` and `SETITEM(S)` give it.
+        Object {
+            callable: usize,
+            args: usize,
+            kwargs: Option<usize>,
+            state: Option<usize>,
+            items: Vec<usize>,
+            dict_items: Vec<(usize, usize)>,
+        },
+        /// A persistent id (`persistent_id` of a custom pickler).
+        Persistent(usize),
+    }
+
+    struct Machine<'a> {
+        bytes: &'a [u8],
+        at: usize,
+        nodes: Vec<Node>,
+        stack: Vec<usize>,
+        marks: Vec<usize>,
+        memo: HashMap<u64, usize>,
+    }
+
+    /// The value of a pickle as Python would show it, or `None` when the bytes are not a pickle
+    /// this reader follows.
+    pub fn repr(bytes: &[u8]) -> Option<String> {
+        let mut m = Machine {
+            bytes,
+            at: 0,
+            nodes: Vec::new(),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+        };
+        let root = m.run()?;
+        let mut r = Render {
+            nodes: &m.nodes,
+            out: String::new(),
+            open: Vec::new(),
+        };
+        match r.value(root, 0) {
+            Ok(()) | Err(Full) => Some(r.out),
+        }
+    }
+
+    impl Machine<'_> {
+        fn take(&mut self, n: u64) -> Option<&[u8]> {
+            let n = usize::try_from(n).ok()?;
+            let end = self.at.checked_add(n)?;
+            let s = self.bytes.get(self.at..end)?;
+            self.at = end;
+            Some(s)
+        }
+
+        fn byte(&mut self) -> Option<u8> {
+            Some(self.take(1)?[0])
+        }
+
+        fn u16(&mut self) -> Option<u16> {
+            Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+        }
+
+        fn u32(&mut self) -> Option<u32> {
+            Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+        }
+
+        fn u64(&mut self) -> Option<u64> {
+            Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+        }
+
+        /// A text line (protocol 0 and 1 forms of `GLOBAL`, `PUT`, `GET`, `INT`).
+        fn line(&mut self) -> Option<&str> {
+            let rest = &self.bytes[self.at..];
+            let end = rest.iter().position(|&b| b == b'\n')?;
+            self.at += end + 1;
+            std::str::from_utf8(&rest[..end]).ok()
+        }
+
+        fn push(&mut self, node: Node) {
+            self.nodes.push(node);
+            self.stack.push(self.nodes.len() - 1);
+        }
+
+        fn pop(&mut self) -> Option<usize> {
+            // Never across a mark.
+            if self.marks.last() == Some(&self.stack.len()) {
+                return None;
+            }
+            self.stack.pop()
+        }
+
+        fn top(&self) -> Option<usize> {
+            if self.marks.last() == Some(&self.stack.len()) {
+                return None;
+            }
+            self.stack.last().copied()
+        }
+
+        /// The items pushed since the last mark, and the mark removed.
+        fn pop_mark(&mut self) -> Option<Vec<usize>> {
+            let mark = self.marks.pop()?;
+            Some(self.stack.split_off(mark))
+        }
+
+        fn str(&mut self, n: u64) -> Option<Node> {
+            let b = self.take(n)?;
+            Some(Node::Str(String::from_utf8_lossy(b).into_owned()))
+        }
+
+        fn bytes(&mut self, n: u64) -> Option<Node> {
+            Some(Node::Bytes(self.take(n)?.to_vec()))
+        }
+
+        fn long(&mut self, n: u64) -> Option<Node> {
+            let b = self.take(n)?;
+            Some(if b.len() <= 8 {
+                let fill = if b.last().is_some_and(|&l| l & 0x80 != 0) {
+                    0xff
+                } else {
+                    0
+                };
+                let mut le = [fill; 8];
+                le[..b.len()].copy_from_slice(b);
+                Node::Int(i64::from_le_bytes(le))
+            } else {
+                Node::Long(b.to_vec())
+            })
+        }
+
+        fn tuple(&mut self, n: usize) -> Option<()> {
+            let at = self.stack.len().checked_sub(n)?;
+            if self.marks.last().is_some_and(|&m| m > at) {
+                return None;
+            }
+            let items = self.stack.split_off(at);
+            self.push(Node::Tuple(items));
+            Some(())
+        }
+
+        fn append(&mut self, items: Vec<usize>) -> Option<()> {
+            let target = self.top()?;
+            match &mut self.nodes[target] {
+                Node::List(v) | Node::Set(v) => v.extend(items),
+                Node::Object { items: v, .. } => v.extend(items),
+                _ => return None,
+            }
+            Some(())
+        }
+
+        fn set_items(&mut self, flat: Vec<usize>) -> Option<()> {
+            if !flat.len().is_multiple_of(2) {
+                return None;
+            }
+            let pairs = flat.chunks(2).map(|p| (p[0], p[1]));
+            let target = self.top()?;
+            match &mut self.nodes[target] {
+                Node::Dict(v) => v.extend(pairs),
+                Node::Object { dict_items: v, .. } => v.extend(pairs),
+                _ => return None,
+            }
+            Some(())
+        }
+
+        /// Runs the pickle to its `STOP`; the value it leaves.
+        fn run(&mut self) -> Option<usize> {
+            loop {
+                let op = self.byte()?;
+                match op {
+                    0x80 => {
+                        // PROTO: any version up to 5.
+                        if self.byte()? > 5 {
+                            return None;
+                        }
+                    }
+                    0x95 => {
+                        self.u64()?; // FRAME: a length, for buffered readers.
+                    }
+                    b'.' => return self.pop(),
+                    b'(' => self.marks.push(self.stack.len()),
+                    b')' => self.push(Node::Tuple(Vec::new())),
+                    b']' => self.push(Node::List(Vec::new())),
+                    b'}' => self.push(Node::Dict(Vec::new())),
+                    0x8f => self.push(Node::Set(Vec::new())),
+                    b'N' => self.push(Node::None),
+                    0x88 => self.push(Node::Bool(true)),
+                    0x89 => self.push(Node::Bool(false)),
+                    b'J' => {
+                        let v = self.u32()? as i32;
+                        self.push(Node::Int(i64::from(v)));
+                    }
+                    b'K' => {
+                        let v = self.byte()?;
+                        self.push(Node::Int(i64::from(v)));
+                    }
+                    b'M' => {
+                        let v = self.u16()?;
+                        self.push(Node::Int(i64::from(v)));
+                    }
+                    0x8a => {
+                        let n = self.byte()?;
+                        let v = self.long(u64::from(n))?;
+                        self.push(v);
+                    }
+                    0x8b => {
+                        let n = self.u32()?;
+                        let v = self.long(u64::from(n))?;
+                        self.push(v);
+                    }
+                    b'I' | b'L' => {
+                        // Protocol 0 integers: `I01\n` is True, `L12L\n` a long.
+                        let text = self.line()?.trim_end_matches('L').to_string();
+                        let node = match text.as_str() {
+                            "01" if op == b'I' => Node::Bool(true),
+                            "00" if op == b'I' => Node::Bool(false),
+                            t => Node::Int(t.parse().ok()?),
+                        };
+                        self.push(node);
+                    }
+                    b'G' => {
+                        let b = self.take(8)?;
+                        let v = f64::from_be_bytes(b.try_into().ok()?);
+                        self.push(Node::Float(v));
+                    }
+                    b'F' => {
+                        let v = self.line()?.parse().ok()?;
+                        self.push(Node::Float(v));
+                    }
+                    0x8c => {
+                        let n = self.byte()?;
+                        let v = self.str(u64::from(n))?;
+                        self.push(v);
+                    }
+                    b'X' => {
+                        let n = self.u32()?;
+                        let v = self.str(u64::from(n))?;
+                        self.push(v);
+                    }
+                    0x8d => {
+                        let n = self.u64()?;
+                        let v = self.str(n)?;
+                        self.push(v);
+                    }
+                    b'C' => {
+                        let n = self.byte()?;
+                        let v = self.bytes(u64::from(n))?;
+                        self.push(v);
+                    }
+                    b'B' => {
+                        let n = self.u32()?;
+                        let v = self.bytes(u64::from(n))?;
+                        self.push(v);
+                    }
+                    0x8e => {
+                        let n = self.u64()?;
+                        let v = self.bytes(n)?;
+                        self.push(v);
+                    }
+                    0x96 => {
+                        let n = self.u64()?;
+                        let b = self.take(n)?.to_vec();
+                        self.push(Node::ByteArray(b));
+                    }
+                    // Python 2 strings: text when they are UTF-8.
+                    b'U' | b'T' => {
+                        let n = if op == b'U' {
+                            u64::from(self.byte()?)
+                        } else {
+                            u64::from(self.u32()?)
+                        };
+                        let b = self.take(n)?;
+                        let node = match std::str::from_utf8(b) {
+                            Ok(s) => Node::Str(s.to_string()),
+                            Err(_) => Node::Bytes(b.to_vec()),
+                        };
+                        self.push(node);
+                    }
+                    0x85 => self.tuple(1)?,
+                    0x86 => self.tuple(2)?,
+                    0x87 => self.tuple(3)?,
+                    b't' => {
+                        let items = self.pop_mark()?;
+                        self.push(Node::Tuple(items));
+                    }
+                    b'l' => {
+                        let items = self.pop_mark()?;
+                        self.push(Node::List(items));
+                    }
+                    b'd' => {
+                        let flat = self.pop_mark()?;
+                        if !flat.len().is_multiple_of(2) {
+                            return None;
+                        }
+                        let pairs = flat.chunks(2).map(|p| (p[0], p[1])).collect();
+                        self.push(Node::Dict(pairs));
+                    }
+                    0x91 => {
+                        let items = self.pop_mark()?;
+                        self.push(Node::FrozenSet(items));
+                    }
+                    b'a' => {
+                        let v = self.pop()?;
+                        self.append(vec![v])?;
+                    }
+                    b'e' | 0x90 => {
+                        let items = self.pop_mark()?;
+                        self.append(items)?;
+                    }
+                    b's' => {
+                        let v = self.pop()?;
+                        let k = self.pop()?;
+                        self.set_items(vec![k, v])?;
+                    }
+                    b'u' => {
+                        let flat = self.pop_mark()?;
+                        self.set_items(flat)?;
+                    }
+                    0x94 => {
+                        let top = self.top()?;
+                        let n = self.memo.len() as u64;
+                        self.memo.insert(n, top);
+                    }
+                    b'q' | b'r' | b'p' => {
+                        let id = match op {
+                            b'q' => u64::from(self.byte()?),
+                            b'r' => u64::from(self.u32()?),
+                            _ => self.line()?.parse().ok()?,
+                        };
+                        let top = self.top()?;
+                        self.memo.insert(id, top);
+                    }
+                    b'h' | b'j' | b'g' => {
+                        let id = match op {
+                            b'h' => u64::from(self.byte()?),
+                            b'j' => u64::from(self.u32()?),
+                            _ => self.line()?.parse().ok()?,
+                        };
+                        let node = *self.memo.get(&id)?;
+                        self.stack.push(node);
+                    }
+                    0x93 => {
+                        let name = self.pop()?;
+                        let module = self.pop()?;
+                        let (Node::Str(module), Node::Str(name)) =
+                            (&self.nodes[module], &self.nodes[name])
+                        else {
+                            return None;
+                        };
+                        let full = format!("{module}.{name}");
+                        self.push(Node::Global(full));
+                    }
+                    b'c' => {
+                        let module = self.line()?.to_string();
+                        let name = self.line()?;
+                        let full = format!("{module}.{name}");
+                        self.push(Node::Global(full));
+                    }
+                    b'R' | 0x81 => {
+                        let args = self.pop()?;
+                        let callable = self.pop()?;
+                        self.push(Node::Object {
+                            callable,
+                            args,
+                            kwargs: None,
+                            state: None,
+                            items: Vec::new(),
+                            dict_items: Vec::new(),
+                        });
+                    }
+                    0x92 => {
+                        let kwargs = self.pop()?;
+                        let args = self.pop()?;
+                        let callable = self.pop()?;
+                        self.push(Node::Object {
+                            callable,
+                            args,
+                            kwargs: Some(kwargs),
+                            state: None,
+                            items: Vec::new(),
+                            dict_items: Vec::new(),
+                        });
+                    }
+                    b'b' => {
+                        let state = self.pop()?;
+                        let target = self.top()?;
+                        if let Node::Object { state: s, .. } = &mut self.nodes[target] {
+                            *s = Some(state);
+                        }
+                    }
+                    b'Q' => {
+                        let id = self.pop()?;
+                        self.push(Node::Persistent(id));
+                    }
+                    b'0' => {
+                        if self.marks.last() == Some(&self.stack.len()) {
+                            self.marks.pop();
+                        } else {
+                            self.stack.pop()?;
+                        }
+                    }
+                    b'1' => {
+                        self.pop_mark()?;
+                    }
+                    b'2' => {
+                        let top = self.top()?;
+                        self.stack.push(top);
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// The text is as long as it may be.
+    struct Full;
+
+    struct Render<'a> {
+        nodes: &'a [Node],
+        out: String,
+        /// Containers being shown, to show one that holds itself as Python does (`[[...]]`).
+        open: Vec<usize>,
+    }
+
+    impl Render<'_> {
+        fn push(&mut self, s: &str) -> Result<(), Full> {
+            self.out.push_str(s);
+            if self.out.len() > MAX_REPR {
+                let mut end = MAX_REPR;
+                while !self.out.is_char_boundary(end) {
+                    end -= 1;
+                }
+                self.out.truncate(end);
+                self.out.push('…');
+                return Err(Full);
+            }
+            Ok(())
+        }
+
+        fn list(&mut self, items: &[usize], depth: usize) -> Result<(), Full> {
+            for (i, &item) in items.iter().enumerate() {
+                if i == PY_SHOWN_ITEMS {
+                    return self.push(&format!(", … ({} items)", items.len()));
+                }
+                if i > 0 {
+                    self.push(", ")?;
+                }
+                self.value(item, depth + 1)?;
+            }
+            Ok(())
+        }
+
+        fn pairs(&mut self, pairs: &[(usize, usize)], depth: usize) -> Result<(), Full> {
+            for (i, &(k, v)) in pairs.iter().enumerate() {
+                if i == PY_SHOWN_ITEMS {
+                    return self.push(&format!(", … ({} items)", pairs.len()));
+                }
+                if i > 0 {
+                    self.push(", ")?;
+                }
+                self.value(k, depth + 1)?;
+                self.push(": ")?;
+                self.value(v, depth + 1)?;
+            }
+            Ok(())
+        }
+
+        fn value(&mut self, i: usize, depth: usize) -> Result<(), Full> {
+            let node = &self.nodes[i];
+            let container = matches!(
+                node,
+                Node::List(_)
+                    | Node::Tuple(_)
+                    | Node::Dict(_)
+                    | Node::Set(_)
+                    | Node::FrozenSet(_)
+                    | Node::Object { .. }
+            );
+            if container && self.open.contains(&i) {
+                return self.push(match node {
+                    Node::List(_) => "[...]",
+                    Node::Dict(_) => "{...}",
+                    _ => "(...)",
+                });
+            }
+            if depth > MAX_DEPTH {
+                return self.push("…");
+            }
+            self.open.push(i);
+            let r = self.node(node, depth);
+            self.open.pop();
+            r
+        }
+
+        fn node(&mut self, node: &Node, depth: usize) -> Result<(), Full> {
+            match node {
+                Node::None => self.push("None"),
+                Node::Bool(b) => self.push(if *b { "True" } else { "False" }),
+                Node::Int(v) => self.push(&v.to_string()),
+                Node::Long(le) => self.push(&py_int(le)),
+                Node::Float(f) => self.push(&py_float(*f)),
+                Node::Str(s) => self.push(&py_str(s)),
+                Node::Bytes(b) => self.push(&py_bytes(b)),
+                Node::ByteArray(b) => self.push(&format!("bytearray({})", py_bytes(b))),
+                Node::List(items) => {
+                    self.push("[")?;
+                    self.list(items, depth)?;
+                    self.push("]")
+                }
+                Node::Tuple(items) => {
+                    self.push("(")?;
+                    self.list(items, depth)?;
+                    self.push(if items.len() == 1 { ",)" } else { ")" })
+                }
+                Node::Dict(pairs) => {
+                    self.push("{")?;
+                    self.pairs(pairs, depth)?;
+                    self.push("}")
+                }
+                Node::Set(items) | Node::FrozenSet(items) => {
+                    let frozen = matches!(node, Node::FrozenSet(_));
+                    match (frozen, items.is_empty()) {
+                        (false, true) => return self.push("set()"),
+                        (true, true) => return self.push("frozenset()"),
+                        (true, false) => self.push("frozenset({")?,
+                        (false, false) => self.push("{")?,
+                    }
+                    self.list(items, depth)?;
+                    self.push(if frozen { "})" } else { "}" })
+                }
+                Node::Global(name) => self.push(py_name(name)),
+                Node::Persistent(id) => {
+                    self.push("persistent(")?;
+                    self.value(*id, depth + 1)?;
+                    self.push(")")
+                }
+                Node::Object {
+                    callable,
+                    args,
+                    kwargs,
+                    state,
+                    items,
+                    dict_items,
+                } => {
+                    let name = match &self.nodes[*callable] {
+                        Node::Global(n) => n.as_str(),
+                        _ => "",
+                    };
+                    let args: &[usize] = match &self.nodes[*args] {
+                        Node::Tuple(a) => a,
+                        _ => &[],
+                    };
+                    if let Some(text) = known(name, args, self.nodes) {
+                        return self.push(&text);
+                    }
+                    // `copyreg._reconstructor(cls, base, state)`: protocols 0 and 1's objects.
+                    let (callable, args) = match (name, args) {
+                        ("copyreg._reconstructor", [cls, ..]) => (*cls, &[][..]),
+                        _ => (*callable, args),
+                    };
+                    match &self.nodes[callable] {
+                        Node::Global(n) => self.push(py_name(n))?,
+                        _ => self.value(callable, depth + 1)?,
+                    }
+                    self.push("(")?;
+                    self.list(args, depth)?;
+                    let mut any = !args.is_empty();
+                    let mut sep = |r: &mut Self| -> Result<(), Full> {
+                        if any {
+                            r.push(", ")?;
+                        }
+                        any = true;
+                        Ok(())
+                    };
+                    if let Some(kw) = kwargs {
+                        sep(self)?;
+                        self.push("**")?;
+                        self.value(*kw, depth + 1)?;
+                    }
+                    if let Some(state) = state {
+                        // A dict of attributes (or `(dict, slots)`) reads as keywords.
+                        let parts: Vec<usize> = match &self.nodes[*state] {
+                            Node::Tuple(t) if t.len() == 2 => t.clone(),
+                            _ => vec![*state],
+                        };
+                        for part in parts {
+                            match &self.nodes[part] {
+                                Node::None => {}
+                                Node::Dict(attrs)
+                                    if attrs
+                                        .iter()
+                                        .all(|(k, _)| matches!(self.nodes[*k], Node::Str(_))) =>
+                                {
+                                    for (n, (k, v)) in attrs.iter().enumerate() {
+                                        sep(self)?;
+                                        if n == PY_SHOWN_ITEMS {
+                                            self.push("…")?;
+                                            break;
+                                        }
+                                        if let Node::Str(k) = &self.nodes[*k] {
+                                            let key: String = k.chars().take(40).collect();
+                                            self.push(&key)?;
+                                            self.push("=")?;
+                                        }
+                                        self.value(*v, depth + 1)?;
+                                    }
+                                }
+                                _ => {
+                                    sep(self)?;
+                                    self.value(part, depth + 1)?;
+                                }
+                            }
+                        }
+                    }
+                    if !items.is_empty() {
+                        sep(self)?;
+                        self.push("[")?;
+                        self.list(items, depth)?;
+                        self.push("]")?;
+                    }
+                    if !dict_items.is_empty() {
+                        sep(self)?;
+                        self.push("{")?;
+                        self.pairs(dict_items, depth)?;
+                        self.push("}")?;
+                    }
+                    self.push(")")
+                }
+            }
+        }
+    }
+
+    /// Objects Python shows in a way of their own: dates and times (pickled as their packed
+    /// bytes), `timedelta` (by keyword).
+    fn known(name: &str, args: &[usize], nodes: &[Node]) -> Option<String> {
+        let int = |i: usize| match nodes.get(*args.get(i)?)? {
+            Node::Int(v) => Some(*v),
+            _ => None,
+        };
+        match name {
+            "datetime.datetime" | "datetime.date" | "datetime.time" => {
+                let Node::Bytes(b) = nodes.get(*args.first()?)? else {
+                    return None;
+                };
+                let us = |b: &[u8]| u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+                let mut fields: Vec<u32> = match (name, b.len()) {
+                    ("datetime.datetime", 10) => vec![
+                        u32::from(b[0]) << 8 | u32::from(b[1]),
+                        u32::from(b[2] & 0x7f),
+                        u32::from(b[3]),
+                        u32::from(b[4]),
+                        u32::from(b[5]),
+                        u32::from(b[6]),
+                        us(&b[7..10]),
+                    ],
+                    ("datetime.date", 4) => vec![
+                        u32::from(b[0]) << 8 | u32::from(b[1]),
+                        u32::from(b[2]),
+                        u32::from(b[3]),
+                    ],
+                    ("datetime.time", 6) => vec![
+                        u32::from(b[0] & 0x7f),
+                        u32::from(b[1]),
+                        u32::from(b[2]),
+                        us(&b[3..6]),
+                    ],
+                    _ => return None,
+                };
+                // Python leaves out trailing zeros of the time (never the date's).
+                let keep = if name == "datetime.date" { 3 } else { 2 };
+                while fields.len() > keep && fields.last() == Some(&0) {
+                    fields.pop();
+                }
+                let mut s = format!(
+                    "{name}({})",
+                    fields
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if args.len() > 1 {
+                    s.insert_str(s.len() - 1, ", tzinfo=…");
+                }
+                Some(s)
+            }
+            "builtins.complex" => {
+                let float = |i: usize| match nodes.get(*args.get(i)?)? {
+                    Node::Float(f) => Some(*f),
+                    Node::Int(v) => Some(*v as f64),
+                    _ => None,
+                };
+                let (re, im) = (float(0)?, float(1)?);
+                let part = |f: f64| {
+                    let s = py_float(f);
+                    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+                };
+                if re == 0.0 && re.is_sign_positive() {
+                    return Some(format!("{}j", part(im)));
+                }
+                let sign = if im.is_sign_negative() { "" } else { "+" };
+                Some(format!("({}{sign}{}j)", part(re), part(im)))
+            }
+            "datetime.timedelta" => {
+                let parts: Vec<String> = ["days", "seconds", "microseconds"]
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, n)| match int(i) {
+                        Some(0) => None,
+                        Some(v) => Some(Some(format!("{n}={v}"))),
+                        None => Some(None),
+                    })
+                    .collect::<Option<_>>()?;
+                if parts.is_empty() {
+                    return Some("datetime.timedelta(0)".into());
+                }
+                Some(format!("datetime.timedelta({})", parts.join(", ")))
+            }
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::repr;
+
+        fn unhex(s: &str) -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        }
+
+        /// Pickles CPython 3.11 wrote with `pickle.dumps(value, protocol=5)`.
+        #[test]
+        fn reads_what_cpython_writes() {
+            for (hex, text) in [
+                ("80054b142e", "20"),
+                ("8005950b000000000000005d94284b014b024b03652e", "[1, 2, 3]"),
+                (
+                    "80059511000000000000007d94288c0162944b018c0161944b02752e",
+                    "{'b': 1, 'a': 2}",
+                ),
+                (
+                    "800595ff000000000000007d94288c0173948c0a69742773201b5b33316d948c0166944740040\
+                     000000000008c016e944e8c0174944b0185948c016594298c03736574948f94284b03908c0266\
+                     73942891948c016294430400616227948c0262619496010000000000000078948c036e6567944a\
+                     d4feffff8c03626967948a0d000000000000000000000000108c046e626967948a09000000000\
+                     0000000c08c02743294888986948c03696e6694477ff00000000000008c0365323094474415af1\
+                     d78b58c408c05736d616c6c94473ee4f8b588e368f18c0163948c086275696c74696e73948c07\
+                     636f6d706c6578949394473ff000000000000047400000000000000086945294752e",
+                    "{'s': \"it's \\x1b[31m\", 'f': 2.5, 'n': None, 't': (1,), 'e': (), \
+                     'set': {3}, 'fs': frozenset(), 'b': b\"\\x00ab'\", 'ba': bytearray(b'x'), \
+                     'neg': -300, 'big': 1267650600228229401496703205376, \
+                     'nbig': -1180591620717411303424, 't2': (True, False), 'inf': inf, \
+                     'e20': 1e+20, 'small': 1e-05, … (17 items)}",
+                ),
+                (
+                    "80059531000000000000008c085f5f6d61696e5f5f948c05506f696e74949394298194\
+                     7d94288c0178944b018c01799447400000000000000075622e",
+                    "Point(x=1, y=2.0)",
+                ),
+                (
+                    "8005952a000000000000008c086461746574696d65948c086461746574696d6594939443\
+                     0a07e8010203040500000694859452942e",
+                    "datetime.datetime(2024, 1, 2, 3, 4, 5, 6)",
+                ),
+                (
+                    "80059520000000000000008c086461746574696d65948c0464617465949394430407e805\
+                     0694859452942e",
+                    "datetime.date(2024, 5, 6)",
+                ),
+                (
+                    "80059524000000000000008c086461746574696d65948c0974696d6564656c7461949394\
+                     4b014b054b00879452942e",
+                    "datetime.timedelta(days=1, seconds=5)",
+                ),
+                (
+                    "80059529000000000000008c0b636f6c6c656374696f6e73948c0b4f7264657265644469\
+                     63749493942952948c0161944b01732e",
+                    "collections.OrderedDict({'a': 1})",
+                ),
+                (
+                    "80059522000000000000008c07646563696d616c948c07446563696d616c9493948c0431\
+                     2e353094859452942e",
+                    "decimal.Decimal('1.50')",
+                ),
+                ("80059509000000000000005d94284b016800652e", "[1, [...]]"),
+                (
+                    "80059511000000000000005d94285d94284b014b026568016801652e",
+                    "[[1, 2], [1, 2], [1, 2]]",
+                ),
+                (
+                    "80059528000000000000008c085f5f6d61696e5f5f948c07536c6f74746564949394298194\
+                     4e7d948c0161944b01738694622e",
+                    "Slotted(a=1)",
+                ),
+                (
+                    "80059541000000000000008c0b636f6c6c656374696f6e73948c0b64656661756c74646963\
+                     749493948c086275696c74696e73948c046c697374949394859452948c016b945d944b0161\
+                     732e",
+                    "collections.defaultdict(list, {'k': [1]})",
+                ),
+                (
+                    "8005952f000000000000008c0b636f6c6c656374696f6e73948c07436f756e7465729493\
+                     947d94288c0161944b028c0162944b0175859452942e",
+                    "collections.Counter({'a': 2, 'b': 1})",
+                ),
+                (
+                    "80059522000000000000008c096672616374696f6e73948c084672616374696f6e949394\
+                     4b014b03869452942e",
+                    "fractions.Fraction(1, 3)",
+                ),
+            ] {
+                assert_eq!(repr(&unhex(hex)).as_deref(), Some(text), "{hex}");
+            }
+            // complex(1.0, -2.5), complex(0.0, 1.0)
+            for (re, im, text) in [(1.0f64, -2.5f64, "(1-2.5j)"), (0.0, 1.0, "1j")] {
+                let mut p = b"\x80\x05\x8c\x08builtins\x8c\x07complex\x93G".to_vec();
+                p.extend(re.to_be_bytes());
+                p.push(b'G');
+                p.extend(im.to_be_bytes());
+                p.extend(b"\x86R.");
+                assert_eq!(repr(&p).as_deref(), Some(text));
+            }
+        }
+
+        #[test]
+        fn bounded_whatever_the_pickle() {
+            // A long string is cut.
+            let mut p = vec![0x80, 5, b'X'];
+            p.extend(300u32.to_le_bytes());
+            p.extend([b'x'; 300]);
+            p.push(b'.');
+            let text = repr(&p).unwrap();
+            assert!(text.starts_with("'xxxx") && text.ends_with("'…"), "{text}");
+            assert!(text.len() < 100, "{text}");
+            // 40 items: 16 shown.
+            let mut p = vec![0x80, 5, b']', b'('];
+            for i in 0..40 {
+                p.extend([b'K', i]);
+            }
+            p.extend(b"e.");
+            assert!(repr(&p).unwrap().ends_with(", 15, … (40 items)]"));
+            // A value shared 2^40 times (each list holds the one before it twice) is shown
+            // without being copied, and cut.
+            let mut p = vec![0x80, 5, b'K', 1];
+            for _ in 0..40 {
+                p.extend([0x94, b'(', b'h']);
+                let last = (p.iter().filter(|&&b| b == 0x94).count() - 1) as u8;
+                p.push(last);
+                p.extend([b'h', last, b'l']);
+            }
+            p.push(b'.');
+            let text = repr(&p).unwrap();
+            assert!(text.len() <= super::MAX_REPR + 3, "{}", text.len());
+            // Nesting past the limit.
+            let mut p = vec![0x80, 5];
+            p.extend(std::iter::repeat_n(b']', 100_000));
+            p.extend(std::iter::repeat_n(b'a', 99_999));
+            p.push(b'.');
+            let text = repr(&p).unwrap();
+            assert!(text.contains('…') && text.len() < 200, "{text}");
+            // Lengths past the end, unknown opcodes, a stack underflow, no STOP: not a pickle.
+            for bad in [
+                &b"\x80\x05X\xff\xff\xff\x7fab."[..],
+                b"\x80\x05\x97.",
+                b"\x80\x05a.",
+                b"\x80\x05K\x01",
+                b"",
+                b"\x80\x05(K\x01\x86.",
+            ] {
+                assert_eq!(repr(bad), None, "{bad:?}");
+            }
+        }
+    }
 }
 
 /// One marked site of a module, as `inspect --json` shows it.
@@ -901,6 +2290,171 @@ mod tests {
     }
 
     #[test]
+    fn decodes_more_standard_types_and_names_the_programs_own() {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("a".to_string(), 1u32);
+        m.insert("b".to_string(), 2u32);
+        assert_eq!(
+            decode_value(
+                "alloc::collections::btree::map::BTreeMap<alloc::string::String, u32>",
+                &enc(&m)
+            )
+            .as_deref(),
+            Some("{\"a\": 1, \"b\": 2}")
+        );
+        assert_eq!(
+            decode_value(
+                "std::collections::hash::map::HashMap<u8, bool, std::hash::random::RandomState>",
+                &enc(&std::collections::HashMap::from([(1u8, true)]))
+            )
+            .as_deref(),
+            Some("{1: true}")
+        );
+        assert_eq!(
+            decode_value("alloc::boxed::Box<str>", &enc(&"hi")).as_deref(),
+            Some("\"hi\"")
+        );
+        assert_eq!(
+            decode_value(
+                "alloc::vec::Vec<alloc::string::String>",
+                &enc(&vec!["a\x1b[2J", "b"])
+            )
+            .as_deref(),
+            Some("[\"a\\u{1b}[2J\", \"b\"]")
+        );
+        assert_eq!(
+            decode_value(
+                "core::option::Option<(u32, alloc::string::String)>",
+                &enc(&Some((7u32, "x")))
+            )
+            .as_deref(),
+            Some("Some((7, \"x\"))")
+        );
+        // A long string is cut; so is the whole value.
+        let long = "y".repeat(100_000);
+        let shown = decode_value("alloc::string::String", &enc(&long)).unwrap();
+        assert!(shown.ends_with("\"… (100000 chars)"), "{}", &shown[190..]);
+        let many: Vec<Vec<String>> = vec![vec!["z".repeat(300); 20]; 20];
+        let shown = decode_value(
+            "alloc::vec::Vec<alloc::vec::Vec<alloc::string::String>>",
+            &enc(&many),
+        )
+        .unwrap();
+        assert!(shown.chars().count() <= SHOWN_VALUE + 1, "{}", shown.len());
+
+        assert_eq!(
+            program_type("probe::Stats").as_deref(),
+            Some("probe::Stats")
+        );
+        assert_eq!(
+            program_type("alloc::vec::Vec<(u8, app::geo::Point)>").as_deref(),
+            Some("app::geo::Point")
+        );
+        assert_eq!(program_type("alloc::vec::Vec<u8>"), None);
+        let note = undecoded_note("probe::Stats", true).unwrap();
+        assert!(note.contains("probe::Stats is a struct or enum"), "{note}");
+        assert_eq!(undecoded_note("alloc::string::String", true), None);
+    }
+
+    #[test]
+    fn json_bodies_are_reindented_in_order_and_cut() {
+        let body = br#"{"b":[1,2,{}],"a":"x, y: {z} \" [","c":[ ],"d":{"e":null}}"#;
+        let (lines, more) = pretty_json(body, 100);
+        assert_eq!(
+            lines,
+            [
+                "{",
+                "  \"b\": [",
+                "    1,",
+                "    2,",
+                "    {}",
+                "  ],",
+                "  \"a\": \"x, y: {z} \\\" [\",",
+                "  \"c\": [],",
+                "  \"d\": {",
+                "    \"e\": null",
+                "  }",
+                "}"
+            ]
+        );
+        assert_eq!(more, 0);
+        let (lines, more) = pretty_json(body, 3);
+        assert_eq!((lines.len(), more), (3, 9));
+        // A long line is cut, and what a terminal would act on is escaped.
+        let long = format!("[\"{}\\u001b\u{202e}\"]", "x".repeat(500));
+        let (lines, _) = pretty_json(long.as_bytes(), 10);
+        assert!(
+            lines[1].ends_with('…') && lines[1].len() < 200,
+            "{}",
+            lines[1]
+        );
+        let (lines, _) = pretty_json("[\"a\u{202e}b\"]".as_bytes(), 10);
+        assert_eq!(lines[1], "  \"a\\u{202e}b\"");
+    }
+
+    #[test]
+    fn http_responses_read_back() {
+        use devstash_protocol::HttpResponse;
+        let response = |ct: &str, body: &[u8]| {
+            postcard::to_allocvec(&HttpResponse {
+                status: 200,
+                headers: vec![("Content-Type".into(), ct.into())],
+                body: body.to_vec(),
+            })
+            .unwrap()
+        };
+        let json = response("application/json", br#"{"a":1}"#);
+        let v = http_view(&json, true).unwrap();
+        assert_eq!((v.status, v.body_len, v.kind()), (200, 7, BodyKind::Json));
+        assert_eq!(v.body_lines(BodyKind::Json), ["{", "  \"a\": 1", "}"]);
+        // Trailing bytes, or a body longer than the payload of a whole value: not a response.
+        let mut longer = json.clone();
+        longer.push(0);
+        assert_eq!(http_view(&longer, true), None);
+        assert_eq!(http_view(&json[..json.len() - 1], true), None);
+        // Read in part: what there is.
+        let v = http_view(&json[..json.len() - 2], false).unwrap();
+        assert_eq!((v.body_len, v.body.len(), v.kind()), (7, 5, BodyKind::Text));
+        assert!(
+            v.body_lines(v.kind())
+                .last()
+                .unwrap()
+                .contains("only the first 5 B")
+        );
+
+        let text = response("text/plain", b"one\ntwo\x1b[31m\tthree\n");
+        let v = http_view(&text, true).unwrap();
+        assert_eq!(v.kind(), BodyKind::Text);
+        assert_eq!(
+            v.body_lines(BodyKind::Text),
+            ["one", "two\\x1b[31m\\tthree"]
+        );
+        let many = response("text/plain", "line\n".repeat(100).as_bytes());
+        let lines = http_view(&many, true).unwrap().body_lines(BodyKind::Text);
+        assert_eq!(lines.len(), SHOWN_BODY_LINES + 1);
+        assert_eq!(lines.last().unwrap(), "… 60 more lines");
+
+        let png = response(
+            "image/png",
+            &[0x89, b'P', b'N', b'G', 0, 0, 0, 13, 0xff, 0xfe],
+        );
+        let v = http_view(&png, true).unwrap();
+        assert_eq!(v.kind(), BodyKind::Binary);
+        let lines = v.body_lines(BodyKind::Binary);
+        assert!(
+            lines[0].starts_with("00000000  89 50 4e 47 00"),
+            "{lines:?}"
+        );
+        let big = response("application/octet-stream", &[0u8; 1000]);
+        let lines = http_view(&big, true).unwrap().body_lines(BodyKind::Binary);
+        assert_eq!(lines.len(), 5);
+        assert_eq!(lines.last().unwrap(), "… 936 B more");
+        // Not JSON after all: text.
+        let broken = response("application/json", b"{\"a\":");
+        assert_eq!(http_view(&broken, true).unwrap().kind(), BodyKind::Text);
+    }
+
+    #[test]
     fn site_records_skip_padding_and_count_the_unreadable() {
         let good = br#"{"abi":1,"module":"app","callee":"f","file":"src/main.rs","line":3,"ttl":"60s","kind":"call","fingerprint":"ab"}"#;
         let newer = br#"{"abi":2,"shape":"different"}"#;
@@ -921,11 +2475,15 @@ mod tests {
 
     #[test]
     fn previews() {
-        let dump = hex_dump(b"\x02hi");
+        let dump = hex_dump(b"\x02hi", PREVIEW_BYTES);
         assert_eq!(dump.len(), 1);
         assert!(dump[0].starts_with("00000000  02 68 69"), "{}", dump[0]);
         assert!(dump[0].ends_with("|.hi|"), "{}", dump[0]);
-        assert_eq!(hex_dump(&[0; 300]).last().unwrap(), "… 44 B more");
+        assert_eq!(
+            hex_dump(&[0; 300], PREVIEW_BYTES).last().unwrap(),
+            "… 44 B more"
+        );
+        assert_eq!(hex_dump(&[0; 300], 64).last().unwrap(), "… 236 B more");
         assert_eq!(
             text_runs(b"\x05hello\x00ab\x01label"),
             ["\"hello\"", "\"label\""]

@@ -19,16 +19,24 @@ use crate::output::human_size;
 const PREVIEW_BYTES: usize = 24;
 /// Most strings quoted from the arguments.
 const PREVIEW_STRINGS: usize = 4;
+/// Argument bytes searched for strings: a call's arguments can be any size.
+const SCANNED_BYTES: usize = 4096;
+/// Shortest printable run shown when it is not a length-prefixed string.
+const MIN_RUN: usize = 4;
 
 /// A preview of a call's canonical argument bytes: read back into text when they are in the Rust
-/// SDK's encoding (`("EUR", 3)`, see [`super::keytext`]), else their length, the first bytes in
-/// hex, and the strings found in them (a string is usually its length, a varint, then its UTF-8
-/// bytes, so `("EUR",)` reads `4 bytes: 03 45 55 52 "EUR"`).
+/// SDK's encoding (`("EUR", 3)`, see [`super::keytext`]) or the Python SDK's (`('EUR', n=3)`,
+/// see [`python_args`]), else their length, the first bytes in hex, and the text found in them:
+/// length-prefixed strings (a string is usually its length, a varint, then its UTF-8 bytes, so
+/// `("EUR",)` reads `4 bytes: 03 45 55 52 "EUR"`) and other printable runs.
 pub fn args_preview(args: &[u8]) -> String {
     if args.is_empty() {
         return "none (0 bytes)".into();
     }
     if let Some(text) = super::keytext::text(args) {
+        return text;
+    }
+    if let Some(text) = python_args(args) {
         return text;
     }
     let mut s = format!(
@@ -42,7 +50,10 @@ pub fn args_preview(args: &[u8]) -> String {
     if args.len() > PREVIEW_BYTES {
         s.push_str(" …");
     }
-    for text in strings_in(args).iter().take(PREVIEW_STRINGS) {
+    for text in strings_in(&args[..args.len().min(SCANNED_BYTES)])
+        .iter()
+        .take(PREVIEW_STRINGS)
+    {
         let shown: String = text.chars().take(40).collect();
         let _ = write!(s, " {shown:?}");
         if shown.len() < text.len() {
@@ -52,13 +63,14 @@ pub fn args_preview(args: &[u8]) -> String {
     s
 }
 
-/// The length-prefixed strings of two or more printable characters in postcard bytes. A
-/// number's bytes can look like one by chance; requiring the exact length and printable text
-/// keeps that rare.
+/// The text in argument bytes: length-prefixed strings of two or more printable characters
+/// (a number's bytes can look like one by chance; requiring the exact length and printable text
+/// keeps that rare), and runs of at least [`MIN_RUN`] printable characters that are not (a C
+/// string, text after a fixed-size prefix).
 fn strings_in(bytes: &[u8]) -> Vec<&str> {
     let mut found = Vec::new();
     let mut i = 0;
-    while i < bytes.len() {
+    while i < bytes.len() && found.len() < PREVIEW_STRINGS {
         // A one- or two-byte varint length.
         let (len, width) = match (bytes[i], bytes.get(i + 1)) {
             (b, _) if b < 0x80 => (usize::from(b), 1),
@@ -66,19 +78,812 @@ fn strings_in(bytes: &[u8]) -> Vec<&str> {
             _ => (0, 1),
         };
         let start = i + width;
+        let run = printable_run(&bytes[i..]);
+        // A length that reads as text cuts a longer run short: `\x04hello world` is a run,
+        // whereas `\x03EURA` is "EUR" and a number.
         if len >= 2
             && let Some(text) = bytes
                 .get(start..start + len)
                 .and_then(|t| std::str::from_utf8(t).ok())
-            && text.chars().all(|c| !c.is_control())
+            && text.chars().all(printable)
+            && printable_run(&bytes[start..]).len() < len + MIN_RUN - 1
         {
             found.push(text);
             i = start + len;
             continue;
         }
-        i += 1;
+        if run.chars().count() >= MIN_RUN && run.chars().any(char::is_alphanumeric) {
+            found.push(run);
+        }
+        i += run.len().max(1);
     }
     found
+}
+
+/// The longest run of printable UTF-8 at the start of `bytes`, within its first 512 bytes (a
+/// longer run is found as several).
+fn printable_run(bytes: &[u8]) -> &str {
+    let bytes = &bytes[..bytes.len().min(512)];
+    let valid = match std::str::from_utf8(bytes) {
+        Ok(s) => s,
+        // The bytes up to the first invalid one are valid UTF-8.
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    let end = valid
+        .char_indices()
+        .find(|&(_, c)| !printable(c))
+        .map_or(valid.len(), |(i, _)| i);
+    &valid[..end]
+}
+
+/// Text a terminal shows as it is: no control characters, nothing that reorders text.
+fn printable(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python values as Python shows them, for the Python SDK's argument bytes here and for its
+// pickled values in `inspect`.
+
+/// Most characters of one string (or bytes of one `bytes`) shown.
+pub const PY_SHOWN_CHARS: usize = 80;
+/// Most items of one container shown.
+pub const PY_SHOWN_ITEMS: usize = 16;
+
+/// `s` as Python's `repr` writes it (`'it\'s'`, `"it's"`, `'\x1b[31m'`), cut after
+/// [`PY_SHOWN_CHARS`] characters (`'xxx'…`). Every control or reordering character is escaped.
+pub fn py_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len().min(PY_SHOWN_CHARS * 2) + 2);
+    out.push(quote);
+    let mut chars = s.chars();
+    for c in chars.by_ref().take(PY_SHOWN_CHARS) {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if !printable(c) => {
+                let n = c as u32;
+                let _ = match n {
+                    0..0x100 => write!(out, "\\x{n:02x}"),
+                    0x100..0x10000 => write!(out, "\\u{n:04x}"),
+                    _ => write!(out, "\\U{n:08x}"),
+                };
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// `b` as Python's `repr` writes a `bytes` (`b'ab\x00'`), cut after [`PY_SHOWN_CHARS`] bytes.
+pub fn py_bytes(b: &[u8]) -> String {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = String::from("b");
+    out.push(char::from(quote));
+    for &c in b.iter().take(PY_SHOWN_CHARS) {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(char::from(c));
+            }
+            0x20..0x7f => out.push(char::from(c)),
+            c => {
+                let _ = write!(out, "\\x{c:02x}");
+            }
+        }
+    }
+    out.push(char::from(quote));
+    if b.len() > PY_SHOWN_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// A float as Python's `repr` writes it: `2.5`, `1e+16`, `1e-05`, `inf`, `nan`.
+pub fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // Rust's `Debug` switches to an exponent where Python's `repr` does (below 1e-4, from 1e16);
+    // Python writes the exponent with a sign and at least two digits.
+    let s = format!("{f:?}");
+    match s.split_once('e') {
+        Some((mantissa, exp)) => {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
+}
+
+/// A signed little-endian two's-complement integer (as Python's `int.to_bytes(…, "little",
+/// signed=True)` and pickle's `LONG1` write it) in decimal; past 64 bytes, its size.
+pub fn py_int(le: &[u8]) -> String {
+    let Some(&last) = le.last() else {
+        return "0".into();
+    };
+    let negative = last & 0x80 != 0;
+    if le.len() > 64 {
+        return format!("<int of {} bits>", le.len() * 8);
+    }
+    // The magnitude, big-endian.
+    let mut mag: Vec<u8> = le.iter().rev().copied().collect();
+    if negative {
+        for b in &mut mag {
+            *b = !*b;
+        }
+        for b in mag.iter_mut().rev() {
+            let (v, carry) = b.overflowing_add(1);
+            *b = v;
+            if !carry {
+                break;
+            }
+        }
+    }
+    // Repeated division by 10^9.
+    let mut chunks = Vec::new();
+    while mag.iter().any(|&b| b != 0) {
+        let mut rem = 0u64;
+        for b in &mut mag {
+            let cur = (rem << 8) | u64::from(*b);
+            *b = (cur / 1_000_000_000) as u8;
+            rem = cur % 1_000_000_000;
+        }
+        chunks.push(rem);
+    }
+    let mut out = String::from(if negative { "-" } else { "" });
+    match chunks.split_last() {
+        None => out.push('0'),
+        Some((first, rest)) => {
+            let _ = write!(out, "{first}");
+            for c in rest.iter().rev() {
+                let _ = write!(out, "{c:09}");
+            }
+        }
+    }
+    out
+}
+
+/// A Python name as shown: `Point` for one of the script's (`__main__`) or a builtin,
+/// `collections.OrderedDict` for the rest.
+pub fn py_name(full: &str) -> &str {
+    full.strip_prefix("builtins.")
+        .or_else(|| full.strip_prefix("__main__."))
+        .unwrap_or(full)
+}
+
+/// Longest text made of a Python call's arguments.
+const PY_MAX_ARGS_TEXT: usize = 200;
+/// Deepest nesting followed in a Python call's arguments.
+const PY_MAX_DEPTH: usize = 24;
+
+/// The arguments of a call as text, if the bytes are the Python SDK's canonical encoding (see
+/// `guest-sdk/python/devstash/_key.py`): `('EUR', n=3)`, with the defaults the call used and
+/// the values its function captures after it. Values the runner cannot read back (a pandas
+/// frame, an unknown tag) end the text with `…`, as do bytes that end early (a tape keeps only
+/// the start of a call's arguments) and text cut at its limit.
+pub fn python_args(bytes: &[u8]) -> Option<String> {
+    let mut r = PyKey {
+        bytes,
+        at: 0,
+        out: String::new(),
+        muted: false,
+    };
+    if bytes.first() != Some(&b'A') {
+        return None;
+    }
+    r.at = 1;
+    match r.call() {
+        Ok(()) if r.at == bytes.len() => Some(r.out),
+        Ok(()) => None,
+        Err(PyStop::Short | PyStop::Full | PyStop::Opaque) if r.out.len() > 1 => {
+            r.out.push('…');
+            Some(r.out)
+        }
+        Err(_) => None,
+    }
+}
+
+enum PyStop {
+    /// The bytes end before the value does.
+    Short,
+    /// The text is long enough.
+    Full,
+    /// A value whose bytes this reader cannot step over: what was read is right.
+    Opaque,
+    /// Not this encoding.
+    Foreign,
+}
+
+struct PyKey<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    out: String,
+    /// Values are being stepped over, not shown.
+    muted: bool,
+}
+
+type PyR = Result<(), PyStop>;
+
+impl PyKey<'_> {
+    fn byte(&mut self) -> Result<u8, PyStop> {
+        let b = *self.bytes.get(self.at).ok_or(PyStop::Short)?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, PyStop> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(PyStop::Foreign)
+    }
+
+    fn take(&mut self, n: u64) -> Result<&[u8], PyStop> {
+        let n = usize::try_from(n).map_err(|_| PyStop::Foreign)?;
+        let end = self.at.checked_add(n).ok_or(PyStop::Foreign)?;
+        if end > self.bytes.len() {
+            self.at = self.bytes.len();
+            return Err(PyStop::Short);
+        }
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    /// A `name`: a varint length and UTF-8.
+    fn name(&mut self) -> Result<String, PyStop> {
+        let n = self.varint()?;
+        let b = self.take(n)?;
+        std::str::from_utf8(b)
+            .map(str::to_string)
+            .map_err(|_| PyStop::Foreign)
+    }
+
+    fn push(&mut self, s: &str) -> PyR {
+        if self.muted {
+            return Ok(());
+        }
+        self.out.push_str(s);
+        if self.out.len() > PY_MAX_ARGS_TEXT {
+            let mut end = PY_MAX_ARGS_TEXT;
+            while !self.out.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.out.truncate(end);
+            return Err(PyStop::Full);
+        }
+        Ok(())
+    }
+
+    /// `'A' varint(n) value* varint(k) (name value)*`, then the optional extras:
+    /// `'X' varint(n) (name value)* varint(cells) value*`.
+    fn call(&mut self) -> PyR {
+        let n = self.varint()?;
+        self.push("(")?;
+        let mut first = true;
+        for _ in 0..n {
+            if !first {
+                self.push(", ")?;
+            }
+            first = false;
+            self.value(1)?;
+        }
+        let k = self.varint()?;
+        for _ in 0..k {
+            if !first {
+                self.push(", ")?;
+            }
+            first = false;
+            let name = self.name()?;
+            self.push(&name)?;
+            self.push("=")?;
+            self.value(1)?;
+        }
+        self.push(")")?;
+        if self.bytes.get(self.at) != Some(&b'X') {
+            return Ok(());
+        }
+        self.at += 1;
+        let used = self.varint()?;
+        if used > 0 {
+            self.push(" [defaults ")?;
+            for i in 0..used {
+                if i > 0 {
+                    self.push(", ")?;
+                }
+                let name = self.name()?;
+                self.push(&name)?;
+                self.push("=")?;
+                self.value(1)?;
+            }
+            self.push("]")?;
+        }
+        let cells = self.varint()?;
+        if cells > 0 {
+            self.push(" [captures ")?;
+            for i in 0..cells {
+                if i > 0 {
+                    self.push(", ")?;
+                }
+                self.value(1)?;
+            }
+            self.push("]")?;
+        }
+        Ok(())
+    }
+
+    /// `n` values joined by `, `, cut after [`PY_SHOWN_ITEMS`] (the rest are still read, to find
+    /// where the container ends, but not shown).
+    fn items(&mut self, n: u64, depth: usize, pairs: bool) -> PyR {
+        for i in 0..n {
+            if i == PY_SHOWN_ITEMS as u64 {
+                self.skip(depth, |r, depth| {
+                    for _ in i..n {
+                        r.value(depth + 1)?;
+                        if pairs {
+                            r.value(depth + 1)?;
+                        }
+                    }
+                    Ok(())
+                })?;
+                return self.push(&format!(", … ({n} items)"));
+            }
+            if i > 0 {
+                self.push(", ")?;
+            }
+            self.value(depth + 1)?;
+            if pairs {
+                self.push(": ")?;
+                self.value(depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what `read` reads without showing it.
+    fn skip(&mut self, depth: usize, read: impl FnOnce(&mut Self, usize) -> PyR) -> PyR {
+        let was = std::mem::replace(&mut self.muted, true);
+        let r = read(self, depth);
+        self.muted = was;
+        r
+    }
+
+    fn int(&mut self) -> Result<String, PyStop> {
+        let n = self.varint()?;
+        if n > 4096 {
+            return Err(PyStop::Foreign);
+        }
+        Ok(py_int(self.take(n)?))
+    }
+
+    fn f64(&mut self) -> Result<f64, PyStop> {
+        let b = self.take(8)?;
+        Ok(f64::from_le_bytes(
+            b.try_into().map_err(|_| PyStop::Foreign)?,
+        ))
+    }
+
+    /// A tuple's values as a call's arguments: `(1, 2)` for `_T_TUPLE 2 1 2`.
+    fn tuple_args(&mut self, depth: usize) -> PyR {
+        if self.byte()? != 0x0a {
+            return Err(PyStop::Foreign);
+        }
+        let n = self.varint()?;
+        self.push("(")?;
+        self.items(n, depth, false)?;
+        self.push(")")
+    }
+
+    fn value(&mut self, depth: usize) -> PyR {
+        if depth > PY_MAX_DEPTH {
+            return Err(PyStop::Foreign);
+        }
+        let tag = self.byte()?;
+        match tag {
+            0x00 => self.push("None"),
+            0x01 => self.push("False"),
+            0x02 => self.push("True"),
+            0x03 => {
+                let s = self.int()?;
+                self.push(&s)
+            }
+            0x04 => {
+                let f = self.f64()?;
+                self.push(&py_float(f))
+            }
+            0x05 => {
+                let (re, im) = (self.f64()?, self.f64()?);
+                self.push(&format!("({}+{}j)", py_float(re), py_float(im)))
+            }
+            0x06 => {
+                let n = self.varint()?;
+                let short = n > (self.bytes.len() - self.at) as u64;
+                let end = self
+                    .at
+                    .saturating_add(usize::try_from(n).unwrap_or(usize::MAX))
+                    .min(self.bytes.len());
+                let b = &self.bytes[self.at..end];
+                self.at = end;
+                // Enough bytes for more characters than are shown (at most 4 bytes each), so
+                // a long string is not copied whole to show its start.
+                let b = &b[..b.len().min(PY_SHOWN_CHARS * 4 + 4)];
+                let text = py_str(&String::from_utf8_lossy(b));
+                if short {
+                    // Cut short: the string as far as it goes, without its closing quote.
+                    let open = text.trim_end_matches('…');
+                    self.push(&open[..open.len() - 1])?;
+                    return Err(PyStop::Short);
+                }
+                self.push(&text)
+            }
+            0x07 | 0x08 => {
+                let n = self.varint()?;
+                let b = py_bytes(self.take(n)?);
+                if tag == 0x08 {
+                    self.push(&format!("bytearray({b})"))
+                } else {
+                    self.push(&b)
+                }
+            }
+            0x09 | 0x0a | 0x0c | 0x0d => {
+                let n = self.varint()?;
+                let (open, close) = match (tag, n) {
+                    (0x09, _) => ("[", "]"),
+                    (0x0a, 1) => ("(", ",)"),
+                    (0x0a, _) => ("(", ")"),
+                    (0x0c, 0) => ("set(", ")"),
+                    (0x0c, _) => ("{", "}"),
+                    (_, 0) => ("frozenset(", ")"),
+                    _ => ("frozenset({", "})"),
+                };
+                self.push(open)?;
+                self.items(n, depth, false)?;
+                self.push(close)
+            }
+            0x0b => {
+                let n = self.varint()?;
+                self.push("{")?;
+                self.items(n, depth, true)?;
+                self.push("}")
+            }
+            0x0e => self.push("Ellipsis"),
+            0x0f => self.push("NotImplemented"),
+            0x10 | 0x11 => {
+                self.push(if tag == 0x10 { "range(" } else { "slice(" })?;
+                for i in 0..3 {
+                    if i > 0 {
+                        self.push(", ")?;
+                    }
+                    self.value(depth + 1)?;
+                }
+                self.push(")")
+            }
+            0x12 => {
+                let format = self.name()?;
+                self.push(&format!("memoryview(format {}, shape ", py_str(&format)))?;
+                self.value(depth + 1)?;
+                let n = self.varint()?;
+                self.take(n)?;
+                self.push(&format!(", {n} bytes)"))
+            }
+            0x13 => {
+                let name = self.name()?;
+                self.push(&format!("<class {}>", py_str(&name)))
+            }
+            0x14 => {
+                let name = self.name()?;
+                self.push(&format!("<module {}>", py_str(&name)))
+            }
+            0x15 => {
+                let name = self.name()?;
+                let _fingerprint = self.name()?;
+                self.push(&format!("<function {}>", py_name(&name)))?;
+                // Its defaults, keyword defaults and closure cells decide it too, but are not
+                // shown: step over them.
+                self.skip(depth, |r, depth| {
+                    r.value(depth + 1)?;
+                    r.value(depth + 1)?;
+                    let cells = r.varint()?;
+                    for _ in 0..cells {
+                        r.value(depth + 1)?;
+                    }
+                    Ok(())
+                })
+            }
+            0x16 => {
+                let name = self.name()?;
+                self.push(&format!("<built-in {}", py_name(&name)))?;
+                if self.bytes.get(self.at) == Some(&0x00) {
+                    self.at += 1;
+                } else {
+                    self.push(" of ")?;
+                    self.value(depth + 1)?;
+                }
+                self.push(">")
+            }
+            0x17 => {
+                self.push("<bound method ")?;
+                self.value(depth + 1)?;
+                self.push(" of ")?;
+                self.value(depth + 1)?;
+                self.push(">")
+            }
+            0x18 => {
+                self.varint()?;
+                self.push("<function (itself)>")
+            }
+            0x19 => {
+                let ty = self.name()?;
+                let member = self.name()?;
+                self.push(&format!("<{}.{member}>", py_name(&ty)))
+            }
+            0x1a => self.object(depth),
+            0x1b => {
+                let ty = self.name()?;
+                self.push(py_name(&ty))?;
+                self.push("(")?;
+                self.value(depth + 1)?;
+                // Attributes of the instance (None for most).
+                if self.bytes.get(self.at) == Some(&0x00) {
+                    self.at += 1;
+                } else {
+                    self.push(", ")?;
+                    self.value(depth + 1)?;
+                }
+                if ty == "collections.defaultdict" && self.at < self.bytes.len() {
+                    // Its default factory, which the SDK writes only when there is one.
+                    self.push(", default=")?;
+                    self.value(depth + 1)?;
+                }
+                self.push(")")
+            }
+            0x1c => {
+                let n = self.varint()?;
+                self.push("OrderedDict({")?;
+                self.items(n, depth, true)?;
+                self.push("})")
+            }
+            0x1d => {
+                let ty = self.name()?;
+                let n = self.varint()?;
+                self.take(n)?;
+                self.push(&format!("<{} (pickled, {n} bytes)>", py_name(&ty)))
+            }
+            0x1e..=0x21 => {
+                let what = match tag {
+                    0x1e => "datetime.datetime",
+                    0x1f => "datetime.date",
+                    0x20 => "datetime.time",
+                    _ => "datetime.timedelta",
+                };
+                self.push(what)?;
+                self.tuple_args(depth + 1)?;
+                if matches!(tag, 0x1e | 0x20) {
+                    if self.bytes.get(self.at) == Some(&0x00) {
+                        self.at += 1;
+                    } else {
+                        self.push(" tz ")?;
+                        self.value(depth + 1)?;
+                    }
+                }
+                Ok(())
+            }
+            0x22 => {
+                self.push("datetime.timezone(")?;
+                self.value(depth + 1)?;
+                self.push(", ")?;
+                self.value(depth + 1)?;
+                self.push(")")
+            }
+            0x23 => {
+                let text = self.name()?;
+                self.push(&format!("Decimal({})", py_str(&text)))
+            }
+            0x24 => {
+                let (a, b) = (self.int_tagged()?, self.int_tagged()?);
+                self.push(&format!("Fraction({a}, {b})"))
+            }
+            0x25 => {
+                let ty = self.name()?;
+                let path = self.name()?;
+                let short = ty.rsplit('.').next().unwrap_or(&ty).to_string();
+                self.push(&format!("{short}({})", py_str(&path)))
+            }
+            0x26 | 0x27 => {
+                if tag == 0x27 && self.byte()? != 0x26 {
+                    return Err(PyStop::Foreign);
+                }
+                let dtype = self.name()?;
+                self.push(&format!("<ndarray {}, shape ", py_str(&dtype)))?;
+                self.value(depth + 1)?;
+                self.push(">")?;
+                if tag == 0x27 {
+                    return self.skip(depth, |r, depth| r.value(depth + 1));
+                }
+                match self.byte()? {
+                    0 => {
+                        let n = self.varint()?;
+                        self.take(n).map(drop)
+                    }
+                    1 => self.take(32).map(drop),
+                    _ => Err(PyStop::Foreign),
+                }
+            }
+            0x28 => {
+                let dtype = self.name()?;
+                self.push(&format!("<numpy {}: ", py_str(&dtype)))?;
+                if dtype == "O" {
+                    self.value(depth + 1)?;
+                } else {
+                    let n = self.varint()?;
+                    let b = py_bytes(self.take(n)?);
+                    self.push(&b)?;
+                }
+                self.push(">")
+            }
+            0x29..=0x2c => {
+                let what = match tag {
+                    0x29 => "pandas.DataFrame",
+                    0x2a => "pandas.Series",
+                    0x2b => "pandas.Index",
+                    _ => "pandas values",
+                };
+                self.push(&format!("<{what}>"))?;
+                Err(PyStop::Opaque)
+            }
+            0x2d => {
+                self.take(32)?;
+                self.push("Secret(<redacted>)")
+            }
+            0x2e => {
+                self.push("functools.partial(")?;
+                for i in 0..4 {
+                    if i > 0 {
+                        self.push(", ")?;
+                    }
+                    self.value(depth + 1)?;
+                }
+                self.push(")")
+            }
+            0x2f => self.push("<empty cell>"),
+            0x31 => {
+                let b = self.take(16)?;
+                let hex: String = b.iter().map(|b| format!("{b:02x}")).collect();
+                self.push(&format!(
+                    "UUID('{}-{}-{}-{}-{}')",
+                    &hex[..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..]
+                ))
+            }
+            _ => Err(PyStop::Foreign),
+        }
+    }
+
+    /// An int written with its tag.
+    fn int_tagged(&mut self) -> Result<String, PyStop> {
+        if self.byte()? != 0x03 {
+            return Err(PyStop::Foreign);
+        }
+        self.int()
+    }
+
+    /// `_T_OBJECT name (args tuple) state listitems dictitems`, or `_T_OBJECT name name` for a
+    /// singleton pickled by name: shown as `Point(1, x=2)`.
+    fn object(&mut self, depth: usize) -> PyR {
+        let ty = self.name()?;
+        if self.bytes.get(self.at) != Some(&0x0a) {
+            let name = self.name()?;
+            return self.push(&format!("<{} {name}>", py_name(&ty)));
+        }
+        self.push(py_name(&ty))?;
+        self.at += 1;
+        let n = self.varint()?;
+        self.push("(")?;
+        self.items(n, depth, false)?;
+        let mut any = n > 0;
+        // The state: a dict of attributes is shown as keywords; (dict, slots) as both.
+        let parts: usize = match self.bytes.get(self.at) {
+            Some(0x0a) if self.bytes.get(self.at + 1) == Some(&2) => {
+                self.at += 2;
+                2
+            }
+            _ => 1,
+        };
+        for _ in 0..parts {
+            match self.bytes.get(self.at) {
+                Some(0x00) => self.at += 1,
+                Some(0x0b) => {
+                    self.at += 1;
+                    let k = self.varint()?;
+                    for i in 0..k {
+                        if any {
+                            self.push(", ")?;
+                        }
+                        any = true;
+                        if i == PY_SHOWN_ITEMS as u64 {
+                            self.skip(depth, |r, depth| {
+                                for _ in i..k {
+                                    r.value(depth + 1)?;
+                                    r.value(depth + 1)?;
+                                }
+                                Ok(())
+                            })?;
+                            self.push("…")?;
+                            break;
+                        }
+                        if self.bytes.get(self.at) == Some(&0x06) {
+                            self.at += 1;
+                            let key = self.name()?;
+                            self.push(&key)?;
+                            self.push("=")?;
+                        } else {
+                            self.value(depth + 1)?;
+                            self.push(": ")?;
+                        }
+                        self.value(depth + 1)?;
+                    }
+                }
+                _ => {
+                    if any {
+                        self.push(", ")?;
+                    }
+                    any = true;
+                    self.value(depth + 1)?;
+                }
+            }
+        }
+        // List items and dict items (a list or dict subclass pickled by reduction).
+        for _ in 0..2 {
+            if self.bytes.get(self.at) == Some(&0x00) {
+                self.at += 1;
+            } else {
+                if any {
+                    self.push(", ")?;
+                }
+                any = true;
+                self.value(depth + 1)?;
+            }
+        }
+        self.push(")")
+    }
 }
 
 /// The first 8 bytes of a key, hex.
@@ -739,6 +1544,13 @@ fn shell_words(argv: &[String]) -> String {
 mod tests {
     use super::*;
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
     #[test]
     fn args_previews() {
         assert_eq!(args_preview(&[]), "none (0 bytes)");
@@ -758,6 +1570,116 @@ mod tests {
         enc.extend(b"a long name");
         let p = args_preview(&enc);
         assert!(p.ends_with(" \"EUR\" \"a long name\""), "{p}");
+        // Text that is not length-prefixed (a C string, a fixed-size field before it) is found
+        // too; a terminal escape in it is quoted, never passed on.
+        let p = args_preview(b"\x01\x02\x03\x04hello world\0\x1b[31mred\0");
+        assert!(p.ends_with(" \"hello world\" \"[31mred\""), "{p}");
+        let p = args_preview(b"\x03EURA");
+        assert!(p.ends_with(" \"EUR\""), "{p}");
+        let p = args_preview(b"\xffhello\x1b]52;c;evil\x07");
+        assert!(p.contains("\"hello\""), "{p}");
+        assert!(!p.chars().any(|c| c.is_control()), "{p:?}");
+        // Large arguments: bounded work and text.
+        let mut big = vec![0xffu8; 10 << 20];
+        big[5 << 20..(5 << 20) + 5].copy_from_slice(b"later");
+        let p = args_preview(&big);
+        assert!(p.len() < 200 && !p.contains("later"), "{p}");
+    }
+
+    /// Bytes the Python SDK's `encode_call` wrote (`guest-sdk/python/devstash/_key.py`).
+    #[test]
+    fn python_arguments_read_back_as_python() {
+        for (hex, text) in [
+            ("410103011500", "(21)"),
+            ("4101060345555201016e030103", "('EUR', n=3)"),
+            ("4101090403010103010203010303010400", "([1, 2, 3, 4])"),
+            (
+                "41040b02060161090200020601620301010400000000000004400302d4fe030b00000000000000000\
+                 0000100",
+                "({'a': [None, True], 'b': 1}, 2.5, -300, 1208925819614629174706176)",
+            ),
+            (
+                "4107060a69742773201b5b33316d07030061620a010301010a000c000c010301030d0103010400",
+                "(\"it's \\x1b[31m\", b'\\x00ab', (1,), (), set(), {3}, frozenset({4}))",
+            ),
+            (
+                "41011a0e5f5f6d61696e5f5f2e506f696e740a000b02060178030101060179040000000000000040\
+                 000000",
+                "(Point(x=1, y=2.0))",
+            ),
+            (
+                "41031f0a030302e8070301050301062304312e35302515706174686c69622e50757265506f73697\
+                 850617468042f612f6200",
+                "(datetime.date(2024, 5, 6), Decimal('1.50'), PurePosixPath('/a/b'))",
+            ),
+            // A function's defaults and captured values, after its arguments.
+            (
+                "4101030101005801016203010201030105",
+                "(1) [defaults b=2] [captures 5]",
+            ),
+        ] {
+            let bytes = unhex(&hex.replace(' ', ""));
+            assert_eq!(python_args(&bytes).as_deref(), Some(text), "{hex}");
+            assert_eq!(args_preview(&bytes), text);
+        }
+        // 40 items: 16 shown, and the count.
+        let mut list = vec![0x41, 1, 0x09, 40];
+        for i in 0..40u8 {
+            list.extend([3, 1, i]);
+        }
+        list.push(0);
+        let text = python_args(&list).unwrap();
+        assert!(text.starts_with("([0, 1, 2,"), "{text}");
+        assert!(text.ends_with(", 15, … (40 items)])"), "{text}");
+        // Cut short (a tape keeps the first bytes of the arguments): what was read, then `…`.
+        assert_eq!(
+            python_args(&unhex("410206054555524f")).as_deref(),
+            Some("('EURO…")
+        );
+        assert_eq!(
+            python_args(&unhex("41020301150301")).as_deref(),
+            Some("(21, …")
+        );
+        // A long string: cut, and the text stays short.
+        let mut long = vec![0x41, 1, 0x06, 0x90, 0x4e];
+        long.extend(std::iter::repeat_n(b'x', 10_000));
+        long.push(0);
+        let text = python_args(&long).unwrap();
+        assert!(text.len() < 120 && text.contains("'xxxx"), "{text}");
+        // Not the Python encoding: the generic preview.
+        assert_eq!(python_args(b"Ahello"), None);
+        assert_eq!(python_args(&[0x41, 1, 0x99, 0]), None);
+        assert_eq!(python_args(&[0x41, 0, 0, 7]), None, "trailing bytes");
+        assert!(args_preview(b"Ahello").starts_with("6 bytes: 41 68"));
+    }
+
+    #[test]
+    fn python_reprs() {
+        assert_eq!(py_str("plain"), "'plain'");
+        assert_eq!(py_str("it's"), "\"it's\"");
+        assert_eq!(py_str("a'b\"c"), "'a\\'b\"c'");
+        assert_eq!(
+            py_str("\x1b[2J\u{202e}\u{9b}\n"),
+            "'\\x1b[2J\\u202e\\x9b\\n'"
+        );
+        assert_eq!(py_bytes(b"\x00ab'"), "b\"\\x00ab'\"");
+        assert_eq!(py_float(2.5), "2.5");
+        assert_eq!(py_float(1.0), "1.0");
+        assert_eq!(py_float(1e16), "1e+16");
+        assert_eq!(py_float(1e-5), "1e-05");
+        assert_eq!(py_float(f64::NEG_INFINITY), "-inf");
+        assert_eq!(py_int(&[]), "0");
+        assert_eq!(py_int(&[0xd4, 0xfe]), "-300");
+        assert_eq!(py_int(&[0x80]), "-128");
+        assert_eq!(
+            py_int(&unhex("0000000000000000000001")),
+            "1208925819614629174706176"
+        );
+        assert_eq!(
+            py_int(&unhex("0000000000000000c0")),
+            "-1180591620717411303424"
+        );
+        assert_eq!(py_int(&[1; 100]), "<int of 800 bits>");
     }
 
     #[test]
