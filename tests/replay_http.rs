@@ -132,7 +132,7 @@ fn uncached_requests_replay_in_recorded_order() {
     assert_eq!(
         recorded.stdout,
         format!(
-            "http 200 request 1\nhttp error: GET {other} answered 404\nhttp 200 request 3\n\
+            "http 200 request 1\nhttp error: GET {other} answered 404 Not Found: nope\nhttp 200 request 3\n\
              http 200 request 4\n"
         ),
         "{recorded:?}"

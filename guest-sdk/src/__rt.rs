@@ -5,7 +5,12 @@
 //! the call can move them (see [`crate::key`]), and hands both to [`Probed`], whose methods are
 //! picked by autoref-based dispatch on the concrete return type: a `Result<T, E>` stores only
 //! `Ok(T)`; bytes and strings (`Vec<u8>`, `String`, `serde_bytes::ByteBuf`) are restored
-//! straight into their final buffer; anything else stores the whole value.
+//! straight into their final buffer; anything else stores the whole value. The expansion calls
+//! `(&&probed).__devstash_run(..)`, so method lookup tries, in order: [`StashOk`] and
+//! [`StashBytes`] (receiver `&&Probed`), [`StashValue`] (`&&&Probed`), then two fallbacks
+//! that exist only to fail with a readable error, [`StashOkUnstorable`] (`&Probed` of a
+//! `Result`) and [`StashUnstorable`] (`Probed`): their methods require [`StoredValue`], whose
+//! message names the value type and the traits it lacks.
 //!
 //! A site registers once per set of concrete types it runs with (a generic function's marker
 //! runs with as many as the function is instantiated with), describing to the runner what the
@@ -272,7 +277,7 @@ pub trait StashOk<A, T, E> {
     ) -> Result<T, E>;
 }
 
-impl<A, T, E, F> StashOk<A, T, E> for &Probed<A, Result<T, E>, F>
+impl<A, T, E, F> StashOk<A, T, E> for &&Probed<A, Result<T, E>, F>
 where
     T: Serialize + DeserializeOwned,
     F: FnOnce(A) -> Result<T, E>,
@@ -355,7 +360,7 @@ pub trait StashBytes<A, R> {
     fn __devstash_run(self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R;
 }
 
-impl<A, R, F> StashBytes<A, R> for &Probed<A, R, F>
+impl<A, R, F> StashBytes<A, R> for &&Probed<A, R, F>
 where
     R: RawBytes + DeserializeOwned,
     F: FnOnce(A) -> R,
@@ -378,7 +383,7 @@ pub trait StashValue<A, R> {
     fn __devstash_run(&self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R;
 }
 
-impl<A, R, F> StashValue<A, R> for &Probed<A, R, F>
+impl<A, R, F> StashValue<A, R> for &&Probed<A, R, F>
 where
     R: Serialize + DeserializeOwned,
     F: FnOnce(A) -> R,
@@ -390,6 +395,73 @@ where
         #[cfg(not(target_arch = "wasm32"))]
         let stored: Stored<R> = PhantomData;
         run_whole::<A, R, F>(self.take(), stored, marker, preview, args)
+    }
+}
+
+/// What a stored value must be: `Serialize` to be stored, `DeserializeOwned` to be restored.
+/// Only the fallbacks name it, so that a value type lacking either is a compile error that says
+/// so (instead of "method `__devstash_run` exists but its trait bounds were not satisfied").
+#[diagnostic::on_unimplemented(
+    message = "the value type `{Self}` of a stashed call must implement `Serialize` and `Deserialize`",
+    label = "the value of this call is stored and restored: `{Self}` must implement `serde::Serialize` and `serde::Deserialize`",
+    note = "derive them on `{Self}`: `#[derive(serde::Serialize, serde::Deserialize)]` (a type from another crate may have a `serde` feature; else return a type of your own built from it)",
+    note = "for a `Result<T, E>`, only `T` is stored and needs them; `E` needs neither"
+)]
+pub trait StoredValue: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> StoredValue for T {}
+
+/// Fallback for a `Result<T, E>` whose `T` cannot be stored (see [`StoredValue`]): never
+/// compiles, since [`StashOk`] is picked whenever `T: StoredValue`.
+pub trait StashOkUnstorable<A, T, E> {
+    /// Fails to compile, naming `T` and what it lacks.
+    fn __devstash_run(
+        self,
+        marker: Marker,
+        preview: fn(&A) -> Option<String>,
+        args: A,
+    ) -> Result<T, E>
+    where
+        T: StoredValue;
+}
+
+impl<A, T, E, F> StashOkUnstorable<A, T, E> for &Probed<A, Result<T, E>, F>
+where
+    F: FnOnce(A) -> Result<T, E>,
+{
+    fn __devstash_run(
+        self,
+        marker: Marker,
+        preview: fn(&A) -> Option<String>,
+        args: A,
+    ) -> Result<T, E>
+    where
+        T: StoredValue,
+    {
+        let _ = (marker, preview);
+        self.take()(args)
+    }
+}
+
+/// Fallback for any other value type that cannot be stored (see [`StoredValue`]): never
+/// compiles, since [`StashValue`] is picked whenever `R: StoredValue`.
+pub trait StashUnstorable<A, R> {
+    /// Fails to compile, naming `R` and what it lacks.
+    fn __devstash_run(self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R
+    where
+        R: StoredValue;
+}
+
+impl<A, R, F> StashUnstorable<A, R> for Probed<A, R, F>
+where
+    F: FnOnce(A) -> R,
+{
+    fn __devstash_run(self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R
+    where
+        R: StoredValue,
+    {
+        let _ = (marker, preview);
+        self.take()(args)
     }
 }
 

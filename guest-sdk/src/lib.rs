@@ -20,7 +20,8 @@
 //! error at the marker, never a silent shared key. What goes into a key (the callee as the
 //! compiler resolved it, the concrete types, the value type's shape, the arguments in a
 //! canonical encoding) is described in [`key`] and [`shape`] and in the README's "What is in a
-//! key". A secret argument goes in a [`Secret`]. A `Vec<u8>`, `String` or
+//! key". A secret argument goes in a [`Secret`]; a file the call reads goes in a [`FileKey`],
+//! so that editing the file computes the call again. A `Vec<u8>`, `String` or
 //! `serde_bytes::ByteBuf` value is restored straight into its own buffer, with no second copy:
 //! the type to return from a call whose result is large.
 //!
@@ -34,8 +35,10 @@
 
 pub use devstash_macros::{stash, stashed};
 pub use devstash_protocol as protocol;
+pub use file::FileKey;
 pub use secret::Secret;
 
+mod file;
 pub mod http;
 pub mod key;
 pub mod log;

@@ -5,13 +5,13 @@
 //! devstash run --dir data::/data:ro target/wasm32-wasip1/release/parse.wasm /data/weather.csv
 //! ```
 //!
-//! The key is the path plus the file's size and modification time, so editing the file
-//! invalidates the entry while re-running on the same file does not re-parse it.
+//! The file is passed as a `devstash::FileKey`: the key is its path, size and modification
+//! time, so editing the file invalidates the entry while re-running on the same file does not
+//! re-parse it.
 
 use std::collections::BTreeMap;
-use std::time::UNIX_EPOCH;
 
-use devstash::stash;
+use devstash::{FileKey, stash};
 use serde::{Deserialize, Serialize};
 
 /// What the parse produces: rows and per-key statistics of the second column.
@@ -22,11 +22,11 @@ struct Summary {
     by_key: BTreeMap<String, (u64, f64)>,
 }
 
-/// Parses a CSV file whose first column is a key and second a number. `_stamp` (size, mtime)
-/// only takes part in the key.
-fn parse_csv(path: &str, _stamp: (u64, u64)) -> Result<Summary, String> {
+/// Parses a CSV file whose first column is a key and second a number.
+fn parse_csv(file: FileKey) -> Result<Summary, String> {
+    let path = file.path().display();
     println!("parsing {path}");
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {path}: {e}"))?;
     let mut lines = text.lines();
     let columns = lines
         .next()
@@ -66,19 +66,15 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "/data/weather.csv".into());
     let label = std::env::var("PARSE_LABEL").unwrap_or_else(|_| "summary".into());
-    let meta = match std::fs::metadata(&path) {
-        Ok(m) => m,
+    // The path, size and modification time: one metadata call, the file is not read.
+    let file = match FileKey::identity(&path) {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("cannot open {path}: {e} (grant its directory with --dir HOST::GUEST)");
             std::process::exit(1);
         }
     };
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    match stash!(ttl = "1d", parse_csv(&path, (meta.len(), mtime))) {
+    match stash!(ttl = "1d", parse_csv(file)) {
         Ok(s) => {
             println!("{label}: {} rows, columns {:?}", s.rows, s.columns);
             for (key, (n, mean)) in s.by_key.iter().take(5) {

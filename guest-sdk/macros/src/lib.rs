@@ -233,19 +233,27 @@ impl SiteParts {
 /// The dispatch shared by both markers: `callee` binds what the compiler resolved the callee to
 /// (before the arguments are evaluated), `argv` is the owned argument tuple, `key` evaluates to
 /// the key bytes and the resolved callee, `call` is a closure taking the tuple.
+///
+/// `value_span` is where an error about the value type points: the marked call, or the
+/// function's return type.
 fn dispatch(
     span: Span,
+    value_span: Span,
     statics: TokenStream2,
     callee: TokenStream2,
     argv: TokenStream2,
     key: TokenStream2,
     call: TokenStream2,
 ) -> TokenStream2 {
+    // The method is looked up on `&&Probed` so that the fallbacks, which only fail with a
+    // readable error, come last (see `devstash::__rt`).
+    let run = Ident::new("__devstash_run", value_span);
     quote_spanned! {span=>
         {
             #[allow(unused_imports)]
             use ::devstash::__rt::{
-                PreviewDebug as _, PreviewNone as _, StashBytes as _, StashOk as _, StashValue as _,
+                PreviewDebug as _, PreviewNone as _, StashBytes as _, StashOk as _,
+                StashOkUnstorable as _, StashUnstorable as _, StashValue as _,
             };
             #statics
             #callee
@@ -254,7 +262,7 @@ fn dispatch(
             let __devstash_preview =
                 (&::devstash::__rt::PreviewProbe::of(&__devstash_argv)).previewer();
             let __devstash_probed = ::devstash::__rt::Probed::new(&__devstash_argv, #call);
-            (&__devstash_probed).__devstash_run(
+            (&&__devstash_probed).#run(
                 ::devstash::__rt::Marker {
                     site: &__DEVSTASH_SITE,
                     callee: __devstash_who,
@@ -372,7 +380,15 @@ fn expand_call(input: StashInput, at: Position) -> syn::Result<TokenStream2> {
         }
         _ => unreachable!("checked above"),
     };
-    Ok(dispatch(span, parts.statics(span), callee, argv, key, call))
+    Ok(dispatch(
+        span,
+        span,
+        parts.statics(span),
+        callee,
+        argv,
+        key,
+        call,
+    ))
 }
 
 fn expand_fn(
@@ -470,9 +486,33 @@ fn expand_fn(
     };
     let body = &func.block;
     let call = quote!(|(#(#pats,)*)| -> #ret_ty #body);
-    let block = dispatch(span, parts.statics(span), quote!(), argv, key, call);
+    let block = dispatch(
+        span,
+        value_span(&ret_ty),
+        parts.statics(span),
+        quote!(),
+        argv,
+        key,
+        call,
+    );
     *func.block = syn::parse2(quote!({ #block }))?;
     Ok(quote!(#func))
+}
+
+/// Where an error about a function's value type points: at `T` in a return type spelled
+/// `Result<T, ..>` (or `io::Result<T>`, `anyhow::Result<T>`: only `T` is stored), else at the
+/// whole type.
+fn value_span(ty: &syn::Type) -> Span {
+    if let syn::Type::Path(p) = ty
+        && p.qself.is_none()
+        && let Some(last) = p.path.segments.last()
+        && last.ident == "Result"
+        && let syn::PathArguments::AngleBracketed(args) = &last.arguments
+        && let Some(syn::GenericArgument::Type(ok)) = args.args.first()
+    {
+        return ok.span();
+    }
+    ty.span()
 }
 
 /// Whether a type holds a `&mut` reference anywhere (`&mut T`, `Option<&mut T>`, …).
