@@ -213,3 +213,88 @@ fn main() {
     assert!(stderr.contains("1 hit, 0 misses"), "{stderr}");
     assert!(dir.join(".devstash_cache").is_dir());
 }
+
+/// `clear --stale MODULE.wasm` removes the entries of a site the module no longer has (here a
+/// function renamed from `alpha` to `beta`), and keeps those of its live sites: a function
+/// still there, and a method, whose identity (`app::Scaler::scale`) is resolved only when the
+/// program runs. Entries of other programs in the same cache are not judged.
+#[test]
+fn clear_stale_removes_the_entries_of_sites_a_module_no_longer_has() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("stale_app");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let sdk = common::workspace().join("guest-sdk");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"stale_app\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [dependencies]\ndevstash = {{ path = {:?} }}\nserde = {{ version = \"1\", features \
+             = [\"derive\"] }}\n\n[workspace]\n",
+            sdk.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let source = |name: &str| {
+        format!(
+            r#"use devstash::stash;
+#[derive(serde::Serialize)]
+struct Scaler(u64);
+impl Scaler {{
+    fn scale(&self, x: u64) -> u64 {{ x * self.0 }}
+}}
+fn {name}(x: u64) -> u64 {{ x + 1 }}
+fn kept(x: u64) -> u64 {{ x + 2 }}
+fn main() {{
+    let s = Scaler(3);
+    println!("{{}} {{}} {{}}", stash!({name}(1)), stash!(kept(1)), stash!(s.scale(2)));
+}}
+"#
+        )
+    };
+    let build = |name: &str| {
+        std::fs::write(dir.join("src/main.rs"), source(name)).unwrap();
+        let module = sb.path().join(format!("stale_app-{name}.wasm"));
+        std::fs::copy(common::build_crate(&dir, "stale_app"), &module).unwrap();
+        module
+    };
+    let old = build("alpha");
+    let r = sb.run(&old, &[]);
+    assert!(r.stderr.contains("3 stored"), "{r:?}");
+    // Another program's entry in the same cache.
+    let probe = guest("probe");
+    assert_eq!(sb.run(&probe, &["double", "4"]).code, 0);
+    let new = build("beta");
+    assert_eq!(sb.run(&new, &[]).code, 0);
+    let names = |sb: &Sandbox| -> Vec<String> {
+        sb.entries()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names(&sb).len(), 5, "{:?}", names(&sb));
+
+    let dry = sb.devstash(&["clear", "--stale", new.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(dry.stdout.matches("would remove stale_app").count(), 1, "{dry:?}");
+    assert!(dry.stdout.contains("stale_app__alpha__"), "{dry:?}");
+    assert_eq!(names(&sb).len(), 5);
+
+    let r = sb.devstash(&["clear", "--stale", new.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let left = names(&sb);
+    assert_eq!(left.len(), 4, "{left:?}");
+    for kept in [
+        "stale_app__beta__",
+        "stale_app__kept__",
+        "stale_app__Scaler__scale__",
+        "probe__double__",
+    ] {
+        assert!(
+            left.iter().any(|n| n.starts_with(kept)),
+            "{kept} removed: {left:?}"
+        );
+    }
+    // The kept entries still answer.
+    let r = sb.run(&new, &[]);
+    assert!(r.stderr.contains("3 hits, 0 misses"), "{r:?}");
+}

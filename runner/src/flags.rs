@@ -429,7 +429,7 @@ pub enum SortKey {
         ArgGroup::new("what")
             .required(true)
             .multiple(true)
-            .args(["all", "pattern", "expired", "older_than", "corrupt"])
+            .args(["all", "pattern", "expired", "older_than", "corrupt", "stale"])
     )
 )]
 pub struct ClearArgs {
@@ -456,6 +456,11 @@ pub struct ClearArgs {
     /// key); a run recomputes them anyway.
     #[arg(long, conflicts_with_all = ["expired", "older_than"])]
     pub corrupt: bool,
+    /// Remove the entries of this module's crates whose marked site is no longer in the module
+    /// (renamed or removed): an entry is kept if a site of MODULE.wasm calls a function of its
+    /// name. Check with --dry-run first.
+    #[arg(long, value_name = "MODULE.wasm", conflicts_with_all = ["all", "corrupt"])]
+    pub stale: Option<PathBuf>,
     /// Print what would be removed, and remove nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,

@@ -2054,8 +2054,8 @@ fn wasi_capability(name: &str) -> &'static str {
     }
 }
 
-/// Reports the marked sites compiled into a module and the capabilities it imports.
-fn report_module(path: &Path, json: bool) -> Result<i32> {
+/// A module (`.wasm` or `.wat`), its size in bytes, and the marked sites compiled into it.
+fn parse_module(path: &Path) -> Result<(walrus::Module, u64, Sites, u128)> {
     let file = read_module(path)?;
     let shown = path.display();
     let bytes = file.read_whole()?;
@@ -2075,7 +2075,18 @@ fn report_module(path: &Path, json: bool) -> Result<i32> {
     while let Some(section) = module.customs.remove_raw(SITES_SECTION) {
         sections.push(section.data);
     }
-    let sites = parse_sites(&sections);
+    Ok((module, size, parse_sites(&sections), file.hash))
+}
+
+/// The marked sites compiled into a module, for `devstash clear --stale`.
+pub fn module_sites(path: &Path) -> Result<Vec<SiteRecord>> {
+    Ok(parse_module(path)?.2.records)
+}
+
+/// Reports the marked sites compiled into a module and the capabilities it imports.
+fn report_module(path: &Path, json: bool) -> Result<i32> {
+    let (module, size, sites, hash) = parse_module(path)?;
+    let shown = path.display();
 
     let mut imports: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     let mut unknown_devstash = Vec::new();
@@ -2116,7 +2127,7 @@ fn report_module(path: &Path, json: bool) -> Result<i32> {
         site_rows.sort();
         output::json(&JsonModule {
             module: shown.to_string(),
-            hash: format!("{:032x}", file.hash),
+            hash: format!("{hash:032x}"),
             size,
             abi_versions: sites.abi_versions.clone(),
             abi_supported,
@@ -2129,7 +2140,7 @@ fn report_module(path: &Path, json: bool) -> Result<i32> {
     }
 
     field("module", format!("{shown} ({})", human_size(size)))?;
-    field("hash", format!("{:032x} (XXH3-128 of the file)", file.hash))?;
+    field("hash", format!("{hash:032x} (XXH3-128 of the file)"))?;
     if sites.records.is_empty() && sites.unreadable == 0 {
         field(
             "sites",

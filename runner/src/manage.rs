@@ -4,6 +4,7 @@
 //! Reading and removing files is left to [`crate::store::listing`], which only ever works through
 //! a handle on the cache directory; this module decides what to show and what to select.
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, bail};
@@ -297,6 +298,48 @@ fn warn_symlinks(scan: &Scan) {
 }
 
 /// Whether `clear` (without `--all`) selects this entry.
+/// The marked sites of a module, as `clear --stale` judges entries against them. A site's
+/// identity is resolved when the program runs (a method's receiver type, a closure's binding),
+/// while the module records the callee as written, so an entry is matched by its function's
+/// last name (`scale` for `app::Scaler::scale`), to keep every entry that may still be live.
+struct Live {
+    /// The crates the module's sites are in: only their entries are judged.
+    crates: HashSet<String>,
+    /// The last name of each site's callee.
+    names: HashSet<String>,
+}
+
+impl Live {
+    fn new(records: &[devstash_protocol::SiteRecord]) -> Live {
+        let first = |p: &str| p.split("::").next().unwrap_or_default().to_string();
+        let last = |p: &str| {
+            p.rsplit(|c| c == ':' || c == '.')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        Live {
+            crates: records.iter().map(|r| first(&r.module)).collect(),
+            names: records.iter().map(|r| last(&r.callee)).collect(),
+        }
+    }
+
+    /// Whether an entry belongs to the module's crates and matches none of its sites. A damaged
+    /// entry's site is unknown: never judged stale.
+    fn is_stale(&self, e: &Listed) -> bool {
+        let Ok(h) = &e.state else {
+            return false;
+        };
+        let site = h.site.as_str();
+        if site.starts_with(crate::net::SITE_PREFIX) || !site.contains("::") {
+            return false;
+        }
+        let krate = site.split("::").next().unwrap_or_default();
+        let name = site.rsplit("::").next().unwrap_or_default();
+        self.crates.contains(krate) && !self.names.contains(name)
+    }
+}
+
 fn selects(args: &ClearArgs, pattern: Option<&Pattern>, e: &Listed, now: SystemTime) -> bool {
     if args.all {
         return true;
@@ -352,10 +395,16 @@ pub fn clear(global: &GlobalArgs, args: &ClearArgs) -> Result<i32> {
     }
     warn_symlinks(&scan);
 
+    let stale = args
+        .stale
+        .as_deref()
+        .map(|m| -> Result<Live> { Ok(Live::new(&crate::inspect::module_sites(m)?)) })
+        .transpose()?;
     let entries: Vec<&Listed> = scan
         .entries
         .iter()
         .filter(|e| e.is_ours() && selects(args, pattern.as_ref(), e, now))
+        .filter(|e| stale.as_ref().is_none_or(|live| live.is_stale(e)))
         .collect();
     // Entry-named files devstash did not write are never removed; say so when they would have
     // been, so that `--all` leaving a file behind is not a mystery.
