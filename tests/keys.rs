@@ -15,21 +15,11 @@ use common::{Run, Sandbox};
 fn build(sb: &Sandbox, name: &str, label: &str, main_rs: &str) -> PathBuf {
     let dir = sb.path().join(name);
     std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(dir.join("Cargo.toml"), manifest(name)).unwrap();
+    std::fs::write(dir.join("Cargo.toml"), common::guest_manifest(name)).unwrap();
     std::fs::write(dir.join("src/main.rs"), main_rs).unwrap();
     let module = sb.path().join(format!("{name}-{label}.wasm"));
     std::fs::copy(common::build_crate(&dir, name), &module).unwrap();
     module
-}
-
-fn manifest(name: &str) -> String {
-    let sdk = common::workspace().join("guest-sdk");
-    format!(
-        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
-         [dependencies]\ndevstash = {{ path = {:?} }}\n\
-         serde = {{ version = \"1\", features = [\"derive\"] }}\n\n[workspace]\n",
-        sdk.to_str().unwrap()
-    )
 }
 
 /// `devstash run OPTIONS MODULE ARGS`, which must exit with 0.
@@ -408,42 +398,6 @@ fn hash_map_and_set_arguments_hit_whatever_their_order() {
 // ---------------------------------------------------------------------------------------------
 // 5. `&mut` parameters: a compile error at the marker.
 
-/// Builds a crate whose main.rs is `src`, which must fail to compile; returns the compiler's
-/// errors, each as its message and the location under it (`src/main.rs:4:5`).
-fn compile_errors(name: &str, src: &str) -> Vec<(String, String)> {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("src")).unwrap();
-    std::fs::write(dir.path().join("Cargo.toml"), manifest(name)).unwrap();
-    std::fs::write(dir.path().join("src/main.rs"), src).unwrap();
-    let out = common::try_build_crate(dir.path());
-    assert!(
-        !out.status.success(),
-        "{name} compiled but must not:\n{src}"
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
-    let mut errors = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if !line.starts_with("error") {
-            continue;
-        }
-        // A message may run over several lines before its location.
-        let mut message = line.to_string();
-        for next in &lines[i + 1..] {
-            if let Some(loc) = next.trim_start().strip_prefix("--> ") {
-                errors.push((message, loc.to_string()));
-                break;
-            }
-            if next.starts_with("error") || next.trim_start().starts_with('|') {
-                break;
-            }
-            message.push('\n');
-            message.push_str(next);
-        }
-    }
-    errors
-}
-
 /// Asserts that one of `errors` names `&mut` in its message and points at line `attr_line` (the
 /// `#[stashed]` marker) or the signature under it.
 fn assert_mut_error_at(errors: &[(String, String)], attr_line: u32) {
@@ -460,7 +414,7 @@ fn assert_mut_error_at(errors: &[(String, String)], attr_line: u32) {
 
 #[test]
 fn stashed_on_a_mut_self_method_is_a_compile_error() {
-    let errors = compile_errors(
+    let (_, errors) = common::compile_errors(
         "keys_mut_self",
         r#"#[derive(serde::Serialize)]
 struct Counter { n: u32 }
@@ -482,7 +436,7 @@ fn main() {
 
 #[test]
 fn stashed_with_a_mut_reference_parameter_is_a_compile_error() {
-    let errors = compile_errors(
+    let (_, errors) = common::compile_errors(
         "keys_mut_param",
         r#"fn main() {
     let mut v = vec![1, 2];

@@ -147,15 +147,9 @@ fn cargo_run_goes_through_devstash_with_the_readme_config() {
     let dir = sb.path().join("app");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::create_dir_all(dir.join(".cargo")).unwrap();
-    let sdk = common::workspace().join("guest-sdk");
     std::fs::write(
         dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"cargo_run_app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\ndevstash = {{ path = {:?} }}\nserde = {{ version = \"1\", features \
-             = [\"derive\"] }}\n\n[workspace]\n",
-            sdk.to_str().unwrap()
-        ),
+        common::guest_manifest("cargo_run_app"),
     )
     .unwrap();
     std::fs::write(
@@ -223,17 +217,7 @@ fn clear_stale_removes_the_entries_of_sites_a_module_no_longer_has() {
     let sb = Sandbox::new();
     let dir = sb.path().join("stale_app");
     std::fs::create_dir_all(dir.join("src")).unwrap();
-    let sdk = common::workspace().join("guest-sdk");
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"stale_app\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
-             [dependencies]\ndevstash = {{ path = {:?} }}\nserde = {{ version = \"1\", features \
-             = [\"derive\"] }}\n\n[workspace]\n",
-            sdk.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.join("Cargo.toml"), common::guest_manifest("stale_app")).unwrap();
     let source = |name: &str| {
         format!(
             r#"use devstash::stash;
@@ -275,7 +259,11 @@ fn main() {{
 
     let dry = sb.devstash(&["clear", "--stale", new.to_str().unwrap(), "--dry-run"]);
     assert_eq!(dry.code, 0, "{dry:?}");
-    assert_eq!(dry.stdout.matches("would remove stale_app").count(), 1, "{dry:?}");
+    assert_eq!(
+        dry.stdout.matches("would remove stale_app").count(),
+        1,
+        "{dry:?}"
+    );
     assert!(dry.stdout.contains("stale_app__alpha__"), "{dry:?}");
     assert_eq!(names(&sb).len(), 5);
 

@@ -19,19 +19,9 @@ use common::{Run, Sandbox};
 fn build(sb: &Sandbox, name: &str, main_rs: &str) -> PathBuf {
     let dir = sb.path().join(name);
     std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(dir.join("Cargo.toml"), manifest(name)).unwrap();
+    std::fs::write(dir.join("Cargo.toml"), common::guest_manifest(name)).unwrap();
     std::fs::write(dir.join("src/main.rs"), main_rs).unwrap();
     common::build_crate(&dir, name)
-}
-
-fn manifest(name: &str) -> String {
-    let sdk = common::workspace().join("guest-sdk");
-    format!(
-        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
-         [dependencies]\ndevstash = {{ path = {:?} }}\n\
-         serde = {{ version = \"1\", features = [\"derive\"] }}\n\n[workspace]\n",
-        sdk.to_str().unwrap()
-    )
 }
 
 /// `devstash run OPTIONS MODULE ARGS`.
@@ -418,42 +408,6 @@ fn a_call_keyed_by_a_file_is_computed_again_when_the_file_changes() {
 // ---------------------------------------------------------------------------------------------
 // 4. A value type that cannot be stored: a compile error that says why.
 
-/// Builds a crate whose main.rs is `src`, which must fail to compile; returns the compiler's
-/// stderr and its errors, each as its message (the `error[...]: ...` line and any line it runs
-/// on to) and the location under it (`src/main.rs:4:5`).
-fn compile_errors(name: &str, src: &str) -> (String, Vec<(String, String)>) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("src")).unwrap();
-    std::fs::write(dir.path().join("Cargo.toml"), manifest(name)).unwrap();
-    std::fs::write(dir.path().join("src/main.rs"), src).unwrap();
-    let out = common::try_build_crate(dir.path());
-    assert!(
-        !out.status.success(),
-        "{name} compiled but must not:\n{src}"
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let lines: Vec<&str> = stderr.lines().collect();
-    let mut errors = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if !line.starts_with("error") || line.starts_with("error: could not compile") {
-            continue;
-        }
-        let mut message = line.to_string();
-        for next in &lines[i + 1..] {
-            if let Some(loc) = next.trim_start().strip_prefix("--> ") {
-                errors.push((message, loc.to_string()));
-                break;
-            }
-            if next.starts_with("error") || next.trim_start().starts_with('|') {
-                break;
-            }
-            message.push('\n');
-            message.push_str(next);
-        }
-    }
-    (stderr, errors)
-}
-
 const WANT: &str = "error[E0277]: the value type `Report` of a stashed call must implement \
                     `Serialize` and `Deserialize`";
 
@@ -493,7 +447,7 @@ fn assert_readable(stderr: &str, errors: &[(String, String)], locations: &[&str]
 
 #[test]
 fn stash_of_a_call_whose_value_is_not_deserialize_says_so() {
-    let (stderr, errors) = compile_errors(
+    let (stderr, errors) = common::compile_errors(
         "sdkerr_value_stash",
         r#"#[derive(serde::Serialize, Debug)]
 struct Report { rows: u32 }
@@ -522,7 +476,7 @@ fn main() {
 
 #[test]
 fn stashed_on_a_function_whose_value_is_not_deserialize_says_so() {
-    let (stderr, errors) = compile_errors(
+    let (stderr, errors) = common::compile_errors(
         "sdkerr_value_stashed",
         r#"#[derive(serde::Serialize, Debug)]
 struct Report { rows: u32 }

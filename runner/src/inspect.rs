@@ -1796,10 +1796,7 @@ mod pickle {
         use super::repr;
 
         fn unhex(s: &str) -> Vec<u8> {
-            (0..s.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-                .collect()
+            hex::decode(s).unwrap()
         }
 
         /// Pickles CPython 3.11 wrote with `pickle.dumps(value, protocol=5)`.

@@ -312,12 +312,7 @@ struct Live {
 impl Live {
     fn new(records: &[devstash_protocol::SiteRecord]) -> Live {
         let first = |p: &str| p.split("::").next().unwrap_or_default().to_string();
-        let last = |p: &str| {
-            p.rsplit(|c| c == ':' || c == '.')
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        };
+        let last = |p: &str| p.rsplit([':', '.']).next().unwrap_or_default().to_string();
         Live {
             crates: records.iter().map(|r| first(&r.module)).collect(),
             names: records.iter().map(|r| last(&r.callee)).collect(),

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod python;
 pub mod server;
 pub mod servers;
 
@@ -236,4 +237,51 @@ pub fn patched_variant(module: &Path, dir: &Path) -> PathBuf {
     let out = dir.join(format!("{name}-variant.wasm"));
     std::fs::write(&out, bytes).unwrap();
     out
+}
+
+/// The manifest of a standalone guest crate `name`: the SDK (by path) and serde as dependencies.
+pub fn guest_manifest(name: &str) -> String {
+    let sdk = workspace().join("guest-sdk");
+    format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+         [dependencies]\ndevstash = {{ path = {:?} }}\n\
+         serde = {{ version = \"1\", features = [\"derive\"] }}\n\n[workspace]\n",
+        sdk.to_str().unwrap()
+    )
+}
+
+/// Builds a guest crate whose main.rs is `src`, which must fail to compile; returns the
+/// compiler's stderr and its errors, each as its message (the `error[...]: ...` line and any
+/// line it runs on to) and the location under it (`src/main.rs:4:5`).
+pub fn compile_errors(name: &str, src: &str) -> (String, Vec<(String, String)>) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), guest_manifest(name)).unwrap();
+    std::fs::write(dir.path().join("src/main.rs"), src).unwrap();
+    let out = try_build_crate(dir.path());
+    assert!(
+        !out.status.success(),
+        "{name} compiled but must not:\n{src}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let mut errors = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with("error") || line.starts_with("error: could not compile") {
+            continue;
+        }
+        let mut message = line.to_string();
+        for next in &lines[i + 1..] {
+            if let Some(loc) = next.trim_start().strip_prefix("--> ") {
+                errors.push((message, loc.to_string()));
+                break;
+            }
+            if next.starts_with("error") || next.trim_start().starts_with('|') {
+                break;
+            }
+            message.push('\n');
+            message.push_str(next);
+        }
+    }
+    (stderr, errors)
 }
