@@ -124,6 +124,21 @@ fn verbose_says_where_things_are() {
     ] {
         assert!(r.stderr.contains(needle), "no {needle:?}: {r:?}");
     }
+    // -vv adds the runner's debug lines, not the compiler's or the object reader's noise.
+    let home = tempfile::tempdir().unwrap();
+    let r: common::Run = sb
+        .cmd()
+        .env("DEVSTASH_HOME", home.path())
+        .args(["run", "-vv", p, "exit", "0"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("ignoring section"), "{r:?}");
+    assert!(
+        r.stderr.lines().all(|l| l.starts_with("devstash: ")),
+        "{r:?}"
+    );
 }
 
 /// A module that stores nothing (here, one without the SDK) leaves no `.devstash_cache/`
