@@ -141,6 +141,11 @@ pub fn add_to_linker<T: HasStash + 'static>(linker: &mut Linker<T>) -> Result<()
                 }
             };
             let ptr = alloc.call(&mut caller, len as i32)?;
+            // A failed allocation (NULL) must not become a response written over the guest's
+            // own data at address 0.
+            if ptr == 0 && len > 0 {
+                bail!("{F}: the guest could not allocate {len} bytes for a response");
+            }
             let (data, state) = mem.data_and_store_mut(&mut caller);
             let dst = span(F, "the response buffer", ptr, len as i32, data.len())?;
             let mut written = len;
