@@ -351,9 +351,10 @@ fn seal_name(name: &str) -> String {
     format!("{name}.seal")
 }
 
-/// What identifies a file's current contents without reading them.
+/// What identifies a file's current contents without reading them: any write to the file moves
+/// its change time, which no user program can set back.
 #[cfg(unix)]
-fn identity(meta: &std::fs::Metadata) -> String {
+pub(crate) fn identity(meta: &std::fs::Metadata) -> String {
     use std::os::unix::fs::MetadataExt;
     format!(
         "{} {} {} {}.{} {}.{}",
@@ -368,7 +369,7 @@ fn identity(meta: &std::fs::Metadata) -> String {
 }
 
 #[cfg(not(unix))]
-fn identity(meta: &std::fs::Metadata) -> String {
+pub(crate) fn identity(meta: &std::fs::Metadata) -> String {
     // No change time: every load hashes the file.
     format!("{} {:?} unsealed", meta.len(), std::time::SystemTime::now())
 }

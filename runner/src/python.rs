@@ -353,30 +353,8 @@ impl Memo<'_> {
     }
 }
 
-#[cfg(unix)]
 fn identity(path: &Path, meta: &std::fs::Metadata) -> String {
-    use std::os::unix::fs::MetadataExt;
-    format!(
-        "{} {} {} {} {}.{} {}.{}",
-        path.display(),
-        meta.dev(),
-        meta.ino(),
-        meta.size(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ctime(),
-        meta.ctime_nsec()
-    )
-}
-
-#[cfg(not(unix))]
-fn identity(path: &Path, meta: &std::fs::Metadata) -> String {
-    format!(
-        "{} {} {:?}",
-        path.display(),
-        meta.len(),
-        meta.modified().ok()
-    )
+    format!("{} {}", path.display(), crate::engine::identity(meta))
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
