@@ -173,14 +173,7 @@ impl Sandbox {
     /// A `devstash` command running in this directory, with a clean environment for the
     /// variables devstash reads.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_devstash"));
-        c.current_dir(self.path())
-            .env_remove("DEVSTASH_CACHE_DIR")
-            .env_remove("DEVSTASH_SKIP")
-            .env_remove("DEVSTASH_LOG")
-            .env("DEVSTASH_HOME", self.home.path())
-            .env("NO_COLOR", "1");
-        c
+        devstash_in(self.path(), self.home.path())
     }
 
     /// Runs `devstash ARGS` and collects its output.
@@ -284,4 +277,20 @@ pub fn compile_errors(name: &str, src: &str) -> (String, Vec<(String, String)>) 
         }
     }
     (stderr, errors)
+}
+
+/// A `devstash` command running in `dir` with the per-user directory `home`, and a clean
+/// environment for the other variables devstash reads (a tester's own `DEVSTASH_*` settings do
+/// not leak in; `DEVSTASH_PYTHON` is kept, since CI may point it at the runtime).
+pub fn devstash_in(dir: &Path, home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_devstash"));
+    c.current_dir(dir)
+        .env_remove("DEVSTASH_CACHE_DIR")
+        .env_remove("DEVSTASH_SKIP")
+        .env_remove("DEVSTASH_LOG")
+        .env_remove("DEVSTASH_REMOTE")
+        .env_remove("DEVSTASH_REMOTE_MODE")
+        .env("DEVSTASH_HOME", home)
+        .env("NO_COLOR", "1");
+    c
 }

@@ -75,20 +75,9 @@ impl Py {
         self.path().join(".devstash_cache")
     }
 
-    /// A `devstash` command in this directory, as `Sandbox::cmd` makes it but with the shared
-    /// home. `DEVSTASH_PYTHON` is left as the environment has it (CI may point it at the
-    /// runtime).
+    /// A `devstash` command in this directory, with the shared home.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_devstash"));
-        c.current_dir(self.path())
-            .env_remove("DEVSTASH_CACHE_DIR")
-            .env_remove("DEVSTASH_SKIP")
-            .env_remove("DEVSTASH_LOG")
-            .env_remove("DEVSTASH_REMOTE")
-            .env_remove("DEVSTASH_REMOTE_MODE")
-            .env("DEVSTASH_HOME", home())
-            .env("NO_COLOR", "1");
-        c
+        super::devstash_in(self.path(), &home())
     }
 
     pub fn devstash(&self, args: &[&str]) -> Run {
