@@ -307,6 +307,52 @@ fn entries_removed_by_hand_are_recomputed_despite_the_pack() {
     }
 }
 
+/// A run that lists a settled cache directory leaves a stamp in the pack, and the next runs
+/// trust it instead of listing, until the directory changes: entries removed by hand after the
+/// stamp are still recomputed, and the directory is listed again.
+#[test]
+fn a_stamp_stands_in_for_the_listing_until_the_directory_changes() {
+    let sb = Sandbox::new();
+    let probe = guest("probe");
+    let run = || -> common::Run {
+        sb.cmd()
+            .env("DEVSTASH_LOG", "debug")
+            .args(["run", probe.to_str().unwrap(), "many", "400"])
+            .output()
+            .expect("devstash runs")
+            .into()
+    };
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(250));
+    let first = run();
+    assert!(first.stderr.contains("400 stored"), "{first:?}");
+    let total = first.stdout.lines().last().unwrap().to_string();
+    settle();
+    let listed = run();
+    assert!(listed.stderr.contains("directory listed"), "{listed:?}");
+    let trusted = run();
+    assert!(trusted.stderr.contains("its stamp trusted"), "{trusted:?}");
+    assert!(trusted.stderr.contains("400 hits, 0 misses"), "{trusted:?}");
+    assert_eq!(trusted.stdout.lines().last(), Some(total.as_str()));
+    // Entries removed by hand: the directory changed, so it is listed again and they are
+    // recomputed, never served from the pack.
+    let entries = sb.entries();
+    for e in entries.iter().step_by(100) {
+        std::fs::remove_file(e).unwrap();
+    }
+    let again = run();
+    assert!(again.stderr.contains("directory listed"), "{again:?}");
+    assert!(
+        again.stderr.contains("396 hits, 4 misses, 4 stored"),
+        "{again:?}"
+    );
+    assert_eq!(again.stdout.lines().last(), Some(total.as_str()));
+    settle();
+    run();
+    let trusted = run();
+    assert!(trusted.stderr.contains("its stamp trusted"), "{trusted:?}");
+    assert!(trusted.stderr.contains("400 hits, 0 misses"), "{trusted:?}");
+}
+
 /// Values of every restore path, small and large: bytes, text and byte buffers (read straight
 /// into their buffer) and a struct (decoded), each stored once and then restored intact.
 #[test]

@@ -1,13 +1,17 @@
 //! Micro-benchmarks of the functions on a hit's path: key hashing, entry decoding (with its
 //! signature) and encoding, a lookup through the pack, and the signature of a large value's
-//! segment. `cargo bench -p devstash-runner`.
+//! segment, and loading a large pack with and without its listing stamp.
+//! `cargo bench -p devstash-runner`.
 
 use std::hint::black_box;
 
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
 use criterion::{Criterion, criterion_group, criterion_main};
 use devstash_protocol::KeyHasher;
 use devstash_runner::store::disk::DiskTier;
 use devstash_runner::store::names::entry_file_name;
+use devstash_runner::store::pack::Pack;
 use devstash_runner::store::sign::{SEGMENT, Signer};
 use devstash_runner::store::{Entry, EntryRef, Header, Lookup, Tier};
 
@@ -65,6 +69,41 @@ fn hot_paths(c: &mut Criterion) {
         b.iter(|| match reader.get(black_box(&at)) {
             Lookup::Found(e) => e,
             other => panic!("{other:?}"),
+        })
+    });
+
+    // Loading the pack of a cache of 10,000 small entries: from its stamp (the directory is
+    // unchanged since a run listed it) and with a listing (the directory just changed).
+    let many = tempfile::tempdir().unwrap();
+    let writer = DiskTier::new(many.path(), signer.clone());
+    for i in 0..10_000u32 {
+        let key = hex(&hasher.key(&i.to_le_bytes()));
+        let at = EntryRef {
+            name: entry_file_name("bench::f", &key),
+            key_hex: key.clone(),
+        };
+        writer.put(&at, &header(&key, 1), &payload).unwrap();
+    }
+    drop(writer);
+    let cache = Dir::open_ambient_dir(many.path(), ambient_authority()).unwrap();
+    // A stamp is written only once the directory's last change is safely in the past.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    assert!(Pack::load(&cache, &signer).listed());
+    c.bench_function("pack: load 10,000 records, stamp trusted", |b| {
+        b.iter(|| {
+            let pack = Pack::load(black_box(&cache), &signer);
+            assert!(!pack.listed());
+            pack
+        })
+    });
+    c.bench_function("pack: load 10,000 records, directory listed", |b| {
+        b.iter(|| {
+            // A change of the directory voids the stamp (and is too recent for a new one).
+            let _ = cache.remove_file("touched");
+            cache.write("touched", b"").unwrap();
+            let pack = Pack::load(black_box(&cache), &signer);
+            assert!(pack.listed());
+            pack
         })
     });
 

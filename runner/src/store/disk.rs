@@ -90,9 +90,10 @@ impl DiskTier {
             return;
         }
         if let Ok(Some(Ok(dir))) = self.with_dir(false, Dir::try_clone) {
+            let signer = self.signer.clone();
             let loader = std::thread::Builder::new()
                 .name("devstash-pack".into())
-                .spawn(move || Pack::load(&dir));
+                .spawn(move || Pack::load(&dir, &signer));
             if let Ok(handle) = loader {
                 *self.pack.borrow_mut() = PackState::Loading(handle);
             }
@@ -355,12 +356,20 @@ impl DiskTier {
             let started = std::time::Instant::now();
             let loaded = match std::mem::replace(&mut *state, PackState::Idle) {
                 PackState::Loading(handle) => handle.join().unwrap_or_default(),
-                _ => self.with_dir(false, Pack::load).ok().flatten()?,
+                _ => self
+                    .with_dir(false, |d| Pack::load(d, &self.signer))
+                    .ok()
+                    .flatten()?,
             };
             tracing::debug!(
-                "{} ready ({} records), waited {:?}",
+                "{} ready ({} records, {}), waited {:?}",
                 pack::PACK_NAME,
                 loaded.len(),
+                if loaded.listed() {
+                    "directory listed"
+                } else {
+                    "its stamp trusted"
+                },
                 started.elapsed()
             );
             *state = PackState::Ready(loaded);
