@@ -342,6 +342,8 @@ pub struct StashHost {
     site_bytes: u64,
     /// The guest's `host_alloc` export, for `host::call`'s responses (see [`bridge`]).
     bridge_alloc: Option<wasmtime::TypedFunc<i32, i32>>,
+    /// The guest's exported memory, once an import has looked it up (see [`memory`]).
+    guest_memory: Option<Memory>,
     /// Counters for the summary line.
     pub stats: Stats,
 }
@@ -377,6 +379,7 @@ impl StashHost {
             budget: Arc::new(Budget::default()),
             site_bytes: 0,
             bridge_alloc: None,
+            guest_memory: None,
             stats: Stats::default(),
         }
     }
@@ -901,10 +904,18 @@ pub trait HasStash {
     fn stash(&mut self) -> &mut StashHost;
 }
 
-/// The guest's exported memory; `func` names the import for the error.
-pub(crate) fn memory<T>(caller: &mut Caller<'_, T>, func: &str) -> Result<Memory> {
+/// The guest's exported memory; `func` names the import for the error. Looked up by name once
+/// per run: the lookup was a tenth of a small hit's host time, and a module's exports cannot
+/// change once it is instantiated.
+pub(crate) fn memory<T: HasStash>(caller: &mut Caller<'_, T>, func: &str) -> Result<Memory> {
+    if let Some(m) = caller.data_mut().stash().guest_memory {
+        return Ok(m);
+    }
     match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Ok(m),
+        Some(Extern::Memory(m)) => {
+            caller.data_mut().stash().guest_memory = Some(m);
+            Ok(m)
+        }
         _ => bail!("devstash::{func}: the guest exports no memory named `memory`"),
     }
 }
