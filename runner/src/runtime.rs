@@ -222,6 +222,32 @@ pub fn execute_with(
     stash: StashHost,
     adjust: impl FnOnce(&mut Linker<Ctx>, &mut Store<Ctx>) -> wasmtime::Result<()>,
 ) -> Result<Outcome> {
+    // WASI's calls run on a Tokio runtime. Without one at hand, wasmtime-wasi starts its own
+    // on the first call, with a worker thread per core, counted by reading the cgroup files:
+    // a guest that prints one line paid about 0.2 ms for it. The calls run on this thread
+    // either way; the one worker only drives the timers and I/O they wait on.
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("devstash-wasi")
+        .enable_time()
+        .enable_io()
+        .build()
+        .context("cannot start the runtime of WASI's calls")?;
+    let outcome = {
+        let _ambient = tokio.enter();
+        run_module(prepared, wasi, stash, adjust)
+    };
+    // Nothing is left on it to wait for: the guest has ended.
+    tokio.shutdown_background();
+    outcome
+}
+
+fn run_module(
+    prepared: &Prepared,
+    wasi: WasiP1Ctx,
+    stash: StashHost,
+    adjust: impl FnOnce(&mut Linker<Ctx>, &mut Store<Ctx>) -> wasmtime::Result<()>,
+) -> Result<Outcome> {
     let mut linker: Linker<Ctx> = Linker::new(&prepared.engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| &mut c.wasi)?;
     host::add_to_linker(&mut linker)?;
@@ -513,6 +539,42 @@ pub fn summary(s: &Stats, no_cache: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A guest that waits on a clock through `poll_oneoff` (as `std::thread::sleep` does) is
+    /// woken: the runtime WASI's calls run on must drive its timers.
+    #[test]
+    fn a_guest_waiting_on_a_clock_wakes_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        // One relative clock subscription of 20 ms at address 0; the event goes to 104.
+        let wat = r#"(module
+            (import "wasi_snapshot_preview1" "poll_oneoff"
+                (func $poll (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (func (export "_start")
+                (i32.store8 (i32.const 8) (i32.const 0))
+                (i32.store (i32.const 16) (i32.const 1))
+                (i64.store (i32.const 24) (i64.const 20000000))
+                (if (call $poll (i32.const 0) (i32.const 104) (i32.const 1) (i32.const 200))
+                    (then unreachable))
+                (if (i32.ne (i32.load (i32.const 200)) (i32.const 1)) (then unreachable))))"#;
+        let path = tmp.path().join("sleep.wat");
+        std::fs::write(&path, wat).unwrap();
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let prepared = prepare(&path, Kind::Command, &Limits::default(), None).unwrap();
+            let signer = crate::store::sign::Signer::new([7; 32], "test");
+            let tier = crate::store::disk::DiskTier::new(tmp.path().join("cache"), signer);
+            let stash = StashHost::new(Box::new(tier), host::Policy::default());
+            let wasi = wasmtime_wasi::WasiCtxBuilder::new().build_p1();
+            let _ = done.send(execute(&prepared, wasi, stash).map(|o| o.exit));
+        });
+        // A timer nothing drives never fires: the guest would wait forever.
+        let exit = wait
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the guest was never woken")
+            .unwrap();
+        assert!(matches!(exit, Exit::Code(0)), "{exit:?}");
+    }
 
     #[test]
     fn symbols_lose_their_hashes_and_disambiguators() {
