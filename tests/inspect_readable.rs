@@ -585,3 +585,338 @@ fn a_divergence_shows_the_text_in_arguments_of_no_sdk() {
     assert_no_control("the report", &diverged.stderr);
     assert!(!diverged.stdout.contains("done"), "{diverged:?}");
 }
+
+// =============================================================================================
+// 5. Large values
+// =============================================================================================
+
+/// Items of each large value: 80 MiB of `f64`s, more than `inspect` may hold.
+const LARGE_ITEMS: u64 = 10 << 20;
+
+/// Most memory `inspect` of a large entry may take, whatever the entry's size.
+const INSPECT_PEAK_MIB: u64 = 64;
+
+const LARGE_RS: &str = r#"use devstash::stashed;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Series {
+    name: String,
+    samples: Vec<f64>,
+}
+
+#[stashed]
+fn floats(n: u64) -> Vec<f64> {
+    (0..n).map(|i| i as f64 * 0.5).collect()
+}
+
+#[stashed]
+fn counts(n: u64) -> Vec<u64> {
+    (0..n).map(|i| i * 1_000_003).collect()
+}
+
+#[stashed]
+fn text(n: u64) -> String {
+    "ab\x1b[2Jc".repeat(n as usize)
+}
+
+#[stashed]
+fn blob(n: u64) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from((0..n * 8).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+}
+
+#[stashed]
+fn series(n: u64) -> Series {
+    Series { name: "load".into(), samples: (0..n).map(|i| i as f64).collect() }
+}
+
+fn main() {
+    let n: u64 = std::env::args().nth(1).unwrap().parse().unwrap();
+    println!(
+        "{} {} {} {} {}",
+        floats(n).len(),
+        counts(n).len(),
+        text(n).len(),
+        blob(n).len(),
+        series(n).samples.len()
+    );
+}
+"#;
+
+/// Builds the `largevals` guest: marked functions returning large values of several kinds.
+fn build_large_guest() -> (tempfile::TempDir, PathBuf) {
+    let ws = workspace();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/main.rs"), LARGE_RS).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"largevals\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\
+             publish = false\n\n[dependencies]\ndevstash = {{ path = {:?} }}\n\
+             serde = {{ version = \"1\", features = [\"derive\"] }}\nserde_bytes = \"0.11\"\n\n\
+             [workspace]\n",
+            ws.join("guest-sdk")
+        ),
+    )
+    .unwrap();
+    std::fs::copy(ws.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let built = common::build_crate(dir, "largevals");
+    let module = dir.join("largevals.wasm");
+    std::fs::copy(built, &module).unwrap();
+    (tmp, module)
+}
+
+/// Runs `cmd` to its end; what it printed, and its peak resident memory in MiB (`ru_maxrss`
+/// from `wait4`).
+fn run_measured(mut cmd: std::process::Command) -> (common::Run, u64) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("devstash runs");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut stderr = String::new();
+    err.read_to_string(&mut stderr).unwrap();
+    let pid = child.id() as libc::pid_t;
+    let (status, usage) = loop {
+        let mut status = 0;
+        // SAFETY: wait4 on our own child, with valid out-pointers.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break (status, usage);
+        }
+        assert_eq!(
+            std::io::Error::last_os_error().kind(),
+            std::io::ErrorKind::Interrupted,
+            "wait4 failed"
+        );
+    };
+    // The child is reaped: dropping `child` does not wait for it again.
+    drop(child);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let run = common::Run {
+        code,
+        stdout: reader.join().unwrap(),
+        stderr,
+    };
+    (run, usage.ru_maxrss as u64 >> 10)
+}
+
+/// `devstash inspect ARGS` in `sb`, with its peak memory checked against [`INSPECT_PEAK_MIB`].
+fn inspect_bounded(cmd: std::process::Command, args: &[&str], code: i32) -> String {
+    let mut cmd = cmd;
+    cmd.arg("inspect").args(args);
+    let (r, peak) = run_measured(cmd);
+    assert_eq!(r.code, code, "{r:?}");
+    assert_no_control("inspect's output", &r.stdout);
+    assert!(
+        peak < INSPECT_PEAK_MIB,
+        "inspect {args:?} took {peak} MiB (at most {INSPECT_PEAK_MIB}):\n{}",
+        r.stdout
+    );
+    r.stdout
+}
+
+/// `inspect` of values far larger than it may hold (vectors of numbers, a string, bytes, a
+/// struct holding a vector) verifies each whole, keeps its memory bounded, and shows the start of
+/// each value with its full length; a byte flipped in the middle of one is reported as a failed
+/// verification (exit 1), its start shown only as unverified.
+#[test]
+fn large_values_show_their_start_in_bounded_memory() {
+    let (_dir, module) = build_large_guest();
+    let sb = Sandbox::new();
+    let r = sb.run(&module, &[&LARGE_ITEMS.to_string()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let n = LARGE_ITEMS;
+    let size = |name: &str| {
+        let entry = entry_named(&sb.entries(), &format!("largevals__{name}__"));
+        std::fs::metadata(entry).unwrap().len()
+    };
+    // Each is larger than the memory inspect may take, so that a reader of whole values fails.
+    for name in ["floats", "counts", "text", "blob", "series"] {
+        assert!(
+            size(name) > INSPECT_PEAK_MIB << 20,
+            "{name}: {}",
+            size(name)
+        );
+    }
+
+    let floats: Vec<String> = (0..16).map(|i| format!("{:?}", i as f64 * 0.5)).collect();
+    for (name, want) in [
+        (
+            "floats",
+            format!("value      [{}, … ({n} items)]\n", floats.join(", ")),
+        ),
+        (
+            "counts",
+            format!(
+                "value      [{}, … ({n} items)]\n",
+                (0..16u64)
+                    .map(|i| (i * 1_000_003).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        (
+            "text",
+            // The escape in the string, escaped; its first 200 characters and its length.
+            format!(
+                "value      \"{}ab\\u{{1b}}[\"… ({} bytes)\n",
+                "ab\\u{1b}[2Jc".repeat(28),
+                n * 7
+            ),
+        ),
+        (
+            "blob",
+            format!(
+                "value      [{}, … ({} items)]\n",
+                (0..16)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                n * 8
+            ),
+        ),
+    ] {
+        let out = inspect_bounded(sb.cmd(), &[&format!("largevals__{name}__")], 0);
+        assert!(out.contains(&want), "{want:?} missing from:\n{out}");
+        for want in [
+            "signature  ok",
+            "(its start, decoded from the first 1.0 MiB of ",
+            " MiB more\n",
+        ] {
+            assert!(out.contains(want), "{want:?} missing from:\n{out}");
+        }
+    }
+    // A struct's fields are not recorded: its bytes are shown, and the reason.
+    let out = inspect_bounded(sb.cmd(), &["largevals__series__"], 0);
+    for want in [
+        "signature  ok",
+        "value      (not decoded: largevals::Series is a struct or enum of the program",
+        "text       \"load\"",
+        "bytes      00000000  04 6c 6f 61 64 80 80 80 05",
+        " MiB more\n",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+    // For scripts.
+    let json: serde_json::Value = serde_json::from_str(&inspect_bounded(
+        sb.cmd(),
+        &["--json", "largevals__floats__"],
+        0,
+    ))
+    .unwrap();
+    assert_eq!(json["verified"], true, "{json}");
+    assert_eq!(json["decoded_partial"], true, "{json}");
+    assert_eq!(json["payload_len"], n * 8 + 4, "{json}");
+    assert_eq!(
+        json["decoded"],
+        format!("[{}, … ({n} items)]", floats.join(", ")),
+        "{json}"
+    );
+
+    // A flipped byte halfway through: verification fails, in bounded memory too.
+    let entry = entry_named(&sb.entries(), "largevals__floats__");
+    // In place, a byte at a time: a child's peak memory counts the test process's at its start.
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&entry)
+            .unwrap();
+        let middle = file.metadata().unwrap().len() / 2;
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, middle).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x10], middle).unwrap();
+    }
+    let out = inspect_bounded(sb.cmd(), &[s(&entry)], 1);
+    for want in [
+        "signature  CORRUPT: signature does not verify",
+        "the header as written (unverified: it may be wrong)",
+        &format!(
+            "value      [{}, … ({n} items)] (unverified)\n",
+            floats.join(", ")
+        ),
+    ] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+    assert!(!out.contains("signature  ok"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&inspect_bounded(sb.cmd(), &["--json", s(&entry)], 1)).unwrap();
+    assert_eq!(json["verified"], false, "{json}");
+    assert_eq!(json["decoded"], serde_json::Value::Null, "{json}");
+    assert_eq!(json["decoded_partial"], false, "{json}");
+}
+
+const LARGE_PY: &str = r#"import devstash
+import numpy
+
+
+@devstash.stash
+def blob(n):
+    return bytes(range(256)) * (n // 32)
+
+
+@devstash.stash
+def arr(n):
+    return numpy.arange(n, dtype="f8") / 4
+
+
+print(len(blob(N)), arr(N).shape)
+"#;
+
+/// `inspect` of a large Python value (a numpy array, bytes) shows what the pickle holds from
+/// its two ends: the array's first items, dtype and shape, the bytes' start and length, in
+/// bounded memory.
+#[test]
+fn large_python_values_show_their_start_in_bounded_memory() {
+    let py = Py::new();
+    py.write(
+        "large.py",
+        LARGE_PY.replace("(N)", &format!("({LARGE_ITEMS})")),
+    );
+    let r = py.devstash(&["run", "large.py"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, format!("{} ({LARGE_ITEMS},)\n", LARGE_ITEMS * 8));
+
+    let out = inspect_bounded(py.cmd(), &["large.arr__"], 0);
+    let quarters: Vec<String> = (0..16)
+        .map(|i| {
+            let s = format!("{:?}", i as f64 / 4.0);
+            s
+        })
+        .collect();
+    for want in [
+        "signature  ok",
+        "value type python-pickle",
+        &format!(
+            "value      array([{}, … ({LARGE_ITEMS} items)], dtype=float64, shape=({LARGE_ITEMS},))\n",
+            quarters.join(", ")
+        ),
+        "(its start, decoded from the first 1.0 MiB of 80.0 MiB)",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+    let out = inspect_bounded(py.cmd(), &["large.blob__"], 0);
+    let want = format!(
+        "value      b'\\x00\\x01\\x02\\x03\\x04\\x05\\x06\\x07\\x08\\t\\n\\x0b\\x0c\\r\\x0e\\x0f\\x10\\x11\\x12\\x13\\x14\\x15\\x16\\x17\\x18\\x19\\x1a\\x1b\\x1c\\x1d\\x1e\\x1f !\"#$%&\\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNO'… ({} bytes)\n",
+        LARGE_ITEMS * 8
+    );
+    assert!(out.contains(&want), "{want:?} missing from:\n{out}");
+}

@@ -21,11 +21,13 @@ use crate::engine::read_module;
 use crate::flags::{GlobalArgs, InspectArgs};
 use crate::home::Home;
 use crate::output::{self, count, escape, human_age, human_duration, human_size, table, ttl_text};
-use crate::store::Header;
-use crate::store::disk::open_regular_path;
+use crate::store::disk::{STREAM_OVER, open_regular_path};
+use crate::store::entry::unverified_header;
 use crate::store::listing::{CacheDir, Damage, ENTRY_MAGIC, verify_file};
 use crate::store::names::ENTRY_SUFFIX;
 use crate::store::sign::Signer;
+use crate::store::stream::Stream;
+use crate::store::{Header, ReadError};
 
 /// Exit code of `inspect` on an entry that fails verification: the report is printed, and a
 /// script can tell the entry is bad without parsing it.
@@ -176,13 +178,82 @@ struct JsonEntry<'a> {
     /// The value, when its type is a simple one that can be decoded without the program (a
     /// Python value: as Python's `repr` would show it).
     decoded: Option<String>,
+    /// Whether `decoded` shows only the value's start: a value larger than inspect keeps
+    /// (1 MiB), decoded from its first bytes (a sequence with its first items and its full
+    /// count). The signature (`verified`) covers the whole value all the same.
+    decoded_partial: bool,
     /// A stored HTTP response: its status, headers and body.
     http: Option<JsonHttp>,
 }
 
-/// Payload bytes read for a preview: the whole value of a small entry (so that a simple type can
-/// be decoded), only the start of a large one, whose signature is checked by streaming.
-const INSPECT_KEEP: usize = 1 << 20;
+/// Payload bytes kept from the start of a value verified by streaming (a file larger than
+/// [`STREAM_OVER`]): its start is decoded from them. A smaller entry's value is kept whole.
+const KEEP_HEAD: usize = 1 << 20;
+/// Payload bytes kept from the end of such a value: what a pickle writes after its one large
+/// buffer (a numpy array's dtype and shape).
+const KEEP_TAIL: usize = 64 << 10;
+
+/// What `inspect` read of an entry's payload: all of it, or its two ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Payload {
+    /// The payload's first bytes (all of it, when `len` says so).
+    head: Vec<u8>,
+    /// Its last bytes, after `head` (empty when `head` is all of it).
+    tail: Vec<u8>,
+    /// The payload's length, as the header says.
+    len: u64,
+}
+
+impl Payload {
+    /// A payload read whole.
+    fn whole_of(bytes: Vec<u8>) -> Payload {
+        let len = bytes.len() as u64;
+        Payload {
+            head: bytes,
+            tail: Vec::new(),
+            len,
+        }
+    }
+
+    fn whole(&self) -> bool {
+        self.head.len() as u64 == self.len
+    }
+}
+
+/// Verifies the entry in `file` (`size` bytes, starting with `raw`) with bounded memory,
+/// whatever its size: every byte goes through the signature, and only the payload's two ends
+/// are kept (all of it for a small entry).
+fn check_entry(
+    file: std::fs::File,
+    size: u64,
+    raw: &[u8],
+    signer: &Signer,
+) -> Result<(Header, Payload), Damage> {
+    if size <= STREAM_OVER {
+        let c = verify_file(file, size, signer, usize::MAX)?;
+        return Ok((c.header, Payload::whole_of(c.head)));
+    }
+    let damage = |problem: String| Damage {
+        problem,
+        has_magic: raw.starts_with(ENTRY_MAGIC),
+        unverified: unverified_header(raw).map(Box::new),
+    };
+    let (header, mut stream) = Stream::open(file, size, signer).map_err(damage)?;
+    let w = stream
+        .read_windows(KEEP_HEAD, KEEP_TAIL)
+        .map_err(|e| match e {
+            ReadError::Corrupt(why) => damage(why),
+            ReadError::OutOfRange => damage("cannot read the payload in order".into()),
+        })?;
+    Ok((
+        header,
+        Payload {
+            head: w.head,
+            tail: w.tail,
+            len: w.len,
+        },
+    ))
+}
 
 /// Reports one entry file; exit code 0, or [`CORRUPT_ENTRY`] when it fails verification. Memory
 /// stays bounded whatever the file's size.
@@ -196,20 +267,32 @@ fn report_entry(name: &str, path: &Path, signer: &Signer, json: bool) -> Result<
         .with_context(|| format!("cannot read {}", path.display()))?;
     std::io::Seek::rewind(&mut &file)?;
     let now = SystemTime::now();
-    let verified = verify_file(file, size, signer, INSPECT_KEEP);
-    let (header, damage, payload): (Option<&Header>, Option<&Damage>, &[u8]) = match &verified {
-        Ok(c) => (Some(&c.header), None, &c.head),
-        Err(d) => (None, Some(d), unverified_payload(&raw)),
+    let verified = check_entry(file, size, &raw, signer);
+    let unverified: Payload;
+    let (header, damage, payload): (Option<&Header>, Option<&Damage>, &Payload) = match &verified {
+        Ok((h, p)) => (Some(h), None, p),
+        Err(d) => {
+            let head = unverified_payload(&raw).to_vec();
+            let len = d
+                .unverified
+                .as_ref()
+                .map_or(head.len() as u64, |h| h.payload_len);
+            unverified = Payload {
+                head,
+                tail: Vec::new(),
+                len,
+            };
+            (None, Some(d), &unverified)
+        }
     };
     let shown_header = header.or(damage.and_then(|d| d.unverified.as_deref()));
-    let whole = shown_header.is_some_and(|h| h.payload_len == payload.len() as u64);
-    // Only a whole value decodes; a response shows as much of its body as was read.
-    let decoded = shown_header
-        .filter(|_| whole)
-        .and_then(|h| decode_value(&h.value_type, payload));
+    let whole = payload.whole();
+    // A value read in part decodes as far as its start allows; a response shows as much of its
+    // body as was read.
+    let decoded = shown_header.and_then(|h| decode_value(&h.value_type, payload));
     let http = shown_header
         .filter(|h| h.value_type == HTTP_VALUE_TYPE && h.site.starts_with(crate::net::SITE_PREFIX))
-        .and_then(|_| http_view(payload, whole));
+        .and_then(|_| http_view(&payload.head, whole));
     let code = if damage.is_some() { CORRUPT_ENTRY } else { 0 };
 
     if json {
@@ -222,12 +305,17 @@ fn report_entry(name: &str, path: &Path, signer: &Signer, json: bool) -> Result<
             header,
             unverified_header: damage.and_then(|d| d.unverified.as_deref()),
             ttl_status: header.map(|h| ttl_status(h, now).0),
-            payload_len: shown_header.map_or(payload.len() as u64, |h| h.payload_len),
-            payload_hex: payload[..payload.len().min(PREVIEW_BYTES)]
+            payload_len: payload.len,
+            payload_hex: payload.head[..payload.head.len().min(PREVIEW_BYTES)]
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect(),
-            decoded: if header.is_some() { decoded } else { None },
+            decoded_partial: header.is_some() && decoded.as_ref().is_some_and(|d| d.partial),
+            decoded: if header.is_some() {
+                decoded.map(|d| d.text)
+            } else {
+                None
+            },
             http: http.as_ref().filter(|_| header.is_some()).map(|v| {
                 let kind = v.kind();
                 JsonHttp {
@@ -333,7 +421,17 @@ fn report_entry(name: &str, path: &Path, signer: &Signer, json: bool) -> Result<
         " (unverified)"
     };
     if let Some(value) = &decoded {
-        field("value", format!("{}{note}", escape(value)))?;
+        field("value", format!("{}{note}", escape(&value.text)))?;
+        if value.partial {
+            field(
+                "",
+                format!(
+                    "(its start, decoded from the first {} of {})",
+                    human_size(payload.head.len() as u64),
+                    human_size(payload.len)
+                ),
+            )?;
+        }
     } else if let Some(v) = &http {
         report_http(v, note)?;
     } else if let Some(why) = shown_header
@@ -343,10 +441,10 @@ fn report_entry(name: &str, path: &Path, signer: &Signer, json: bool) -> Result<
     {
         field("value", why)?;
     }
-    if damage.is_some() && payload.is_empty() {
+    if damage.is_some() && payload.head.is_empty() {
         return Ok(code);
     }
-    let runs = text_runs(payload);
+    let runs = text_runs(&payload.head);
     // The text of a value shown above would only repeat it.
     if !runs.is_empty() && decoded.is_none() && http.is_none() {
         field("text", runs.join("  "))?;
@@ -357,7 +455,7 @@ fn report_entry(name: &str, path: &Path, signer: &Signer, json: bool) -> Result<
     } else {
         PREVIEW_BYTES
     };
-    let mut lines = hex_dump(payload, shown_bytes).into_iter();
+    let mut lines = hex_dump(&payload.head, shown_bytes, payload.len).into_iter();
     field("bytes", lines.next().unwrap_or_else(|| "(empty)".into()))?;
     for line in lines {
         field("", line)?;
@@ -412,15 +510,9 @@ fn report_http(v: &HttpView<'_>, note: &str) -> Result<()> {
 
 /// Why a value is shown as bytes only, when there is something to say: a type of the program's
 /// own (whose fields an entry does not record), a pickle that does not read back, a value read
-/// only in part.
+/// only in part whose start does not decode.
 fn undecoded_note(value_type: &str, whole: bool) -> Option<String> {
-    if !whole {
-        return Some(
-            "(not decoded: the value is larger than inspect reads; its first bytes are shown)"
-                .into(),
-        );
-    }
-    if value_type == PYTHON_VALUE_TYPE {
+    if value_type == PYTHON_VALUE_TYPE && whole {
         return Some(
             "(not decoded: a pickle inspect does not follow (out-of-band buffers, or opcodes \
              CPython does not write); its bytes are shown)"
@@ -430,12 +522,21 @@ fn undecoded_note(value_type: &str, whole: bool) -> Option<String> {
     if value_type == HTTP_VALUE_TYPE {
         return Some("(not decoded: not a stored response this devstash reads)".into());
     }
-    let ty = program_type(value_type)?;
-    Some(format!(
-        "(not decoded: {} is a struct or enum of the program, and an entry does not record its \
-         fields, so its bytes are shown)",
-        escape(&ty)
-    ))
+    if let Some(ty) = program_type(value_type) {
+        return Some(format!(
+            "(not decoded: {} is a struct or enum of the program, and an entry does not record \
+             its fields, so its bytes are shown)",
+            escape(&ty)
+        ));
+    }
+    if !whole {
+        return Some(
+            "(not decoded: the value is larger than inspect reads, and its start alone does not \
+             decode; its first bytes are shown)"
+                .into(),
+        );
+    }
+    None
 }
 
 /// The first type in a Rust type name that is not the standard library's: `probe::Stats` in
@@ -494,8 +595,8 @@ fn ttl_status(h: &Header, now: SystemTime) -> (&'static str, String) {
     }
 }
 
-/// `hexdump -C`-style lines of the first `limit` bytes.
-fn hex_dump(bytes: &[u8], limit: usize) -> Vec<String> {
+/// `hexdump -C`-style lines of the first `limit` bytes of `bytes`, the start of `total` bytes.
+fn hex_dump(bytes: &[u8], limit: usize, total: u64) -> Vec<String> {
     let shown = &bytes[..bytes.len().min(limit)];
     let mut lines: Vec<String> = shown
         .chunks(16)
@@ -515,11 +616,9 @@ fn hex_dump(bytes: &[u8], limit: usize) -> Vec<String> {
             format!("{:08x}  {:<47}  |{ascii}|", i * 16, hex.join(" "))
         })
         .collect();
-    if bytes.len() > shown.len() {
-        lines.push(format!(
-            "… {} more",
-            human_size((bytes.len() - shown.len()) as u64)
-        ));
+    let total = total.max(bytes.len() as u64);
+    if total > shown.len() as u64 {
+        lines.push(format!("… {} more", human_size(total - shown.len() as u64)));
     }
     lines
 }
@@ -541,24 +640,52 @@ fn text_runs(bytes: &[u8]) -> Vec<String> {
     runs
 }
 
+/// A value decoded for showing.
+#[derive(Debug, Clone, PartialEq)]
+struct Decoded {
+    text: String,
+    /// Only the value's start was read: `text` shows as much as it holds (a sequence with its
+    /// first items and its full count, a string with its length).
+    partial: bool,
+}
+
+/// What a decoded value shows where its input ran out.
+const CUT: &str = "…";
+
 /// Decodes a payload whose type is a simple one (numbers, bool, char, strings, and `Vec`,
-/// `Option`, arrays and tuples of those), which postcard lays out without a schema. Anything
-/// else, or bytes that do not decode exactly, give `None`.
-fn decode_value(type_name: &str, payload: &[u8]) -> Option<String> {
-    if type_name == PYTHON_VALUE_TYPE {
-        return pickle::repr(payload);
-    }
-    let ty = simplify_type(type_name);
-    let mut input = payload;
-    let mut value = take_value(&ty, &mut input, 0)?;
-    if !input.is_empty() {
+/// `Option`, arrays and tuples of those), which postcard lays out without a schema, or a
+/// pickle. A whole payload must decode exactly; one read in part decodes as far as its start
+/// allows. Anything else, or bytes that do not decode, give `None`.
+fn decode_value(type_name: &str, payload: &Payload) -> Option<Decoded> {
+    let partial = !payload.whole();
+    if payload.head.len() as u64 > payload.len {
         return None;
     }
-    if let Some((cut, _)) = value.char_indices().nth(SHOWN_VALUE) {
-        value.truncate(cut);
-        value.push('…');
+    let mut text = if type_name == PYTHON_VALUE_TYPE {
+        let (text, cut) = pickle::repr(&payload.head, &payload.tail, payload.len)?;
+        // A pickle read in part shows only when its one large buffer was what was left out.
+        if partial && !cut {
+            return None;
+        }
+        text
+    } else {
+        let ty = simplify_type(type_name);
+        let mut d = Postcard {
+            input: &payload.head,
+            partial,
+            ended: false,
+        };
+        let value = take_value(&ty, &mut d, 0)?;
+        if (!partial && !d.input.is_empty()) || value == CUT {
+            return None;
+        }
+        value
+    };
+    if let Some((cut, _)) = text.char_indices().nth(SHOWN_VALUE) {
+        text.truncate(cut);
+        text.push('…');
     }
-    Some(value)
+    Some(Decoded { text, partial })
 }
 
 /// `alloc::vec::Vec<alloc::string::String>` -> `Vec<String>`.
@@ -589,36 +716,100 @@ fn simplify_type(type_name: &str) -> String {
     ty
 }
 
-/// Decodes one value of type `ty` from the front of `input`.
-fn take_value(ty: &str, input: &mut &[u8], depth: usize) -> Option<String> {
-    fn take<T: serde::de::DeserializeOwned + std::fmt::Debug>(input: &mut &[u8]) -> Option<String> {
-        let (value, rest) = postcard::take_from_bytes::<T>(input).ok()?;
-        *input = rest;
-        Some(format!("{value:?}"))
+/// Postcard input being decoded: all of a value, or only its start.
+struct Postcard<'a> {
+    input: &'a [u8],
+    /// The input is only the value's start: running out of it ends what is shown instead of
+    /// failing, and a long sequence shows its first items and its count without reading on.
+    partial: bool,
+    /// What is shown has ended (the input ran out, or a sequence was left unread): every value
+    /// after this shows as [`CUT`].
+    ended: bool,
+}
+
+impl Postcard<'_> {
+    /// Takes a `T` from the front. `None`: bytes that do not decode; `Some(None)`: a partial
+    /// input ran out (and what is shown has ended).
+    fn take<T: serde::de::DeserializeOwned>(&mut self) -> Option<Option<T>> {
+        match postcard::take_from_bytes::<T>(self.input) {
+            Ok((value, rest)) => {
+                self.input = rest;
+                Some(Some(value))
+            }
+            Err(postcard::Error::DeserializeUnexpectedEnd) if self.partial => {
+                self.ended = true;
+                Some(None)
+            }
+            Err(_) => None,
+        }
     }
+
+    /// A sequence's item count. A whole input must hold at least a byte per item.
+    fn count(&mut self) -> Option<Option<u64>> {
+        let n = self.take::<u64>()?;
+        if n.is_some_and(|n| !self.partial && n > self.input.len() as u64) {
+            return None;
+        }
+        Some(n)
+    }
+}
+
+/// Decodes one value of type `ty` from the front of `d`'s input.
+fn take_value(ty: &str, d: &mut Postcard<'_>, depth: usize) -> Option<String> {
     if depth > 8 {
         return None;
     }
+    if d.ended {
+        return Some(CUT.into());
+    }
+    if let Some(num) = numbers::Num::rust(ty) {
+        let mut input = d.input;
+        return match num.postcard(&mut input) {
+            Ok(text) => {
+                d.input = input;
+                Some(text)
+            }
+            Err(postcard::Error::DeserializeUnexpectedEnd) if d.partial => {
+                d.ended = true;
+                Some(CUT.into())
+            }
+            Err(_) => None,
+        };
+    }
     Some(match ty {
         "()" => "()".into(),
-        "bool" => take::<bool>(input)?,
-        "u8" => take::<u8>(input)?,
-        "u16" => take::<u16>(input)?,
-        "u32" => take::<u32>(input)?,
-        // usize is a varint like u64 whatever the guest's pointer width.
-        "u64" | "usize" => take::<u64>(input)?,
-        "u128" => take::<u128>(input)?,
-        "i8" => take::<i8>(input)?,
-        "i16" => take::<i16>(input)?,
-        "i32" => take::<i32>(input)?,
-        "i64" | "isize" => take::<i64>(input)?,
-        "i128" => take::<i128>(input)?,
-        "f32" => take::<f32>(input)?,
-        "f64" => take::<f64>(input)?,
-        "char" => take::<char>(input)?,
+        "bool" => match d.take::<bool>()? {
+            Some(v) => format!("{v:?}"),
+            None => CUT.into(),
+        },
+        "char" => match d.take::<char>()? {
+            Some(v) => format!("{v:?}"),
+            None => CUT.into(),
+        },
         "String" | "&str" | "str" | "Box<str>" | "Cow<str>" | "PathBuf" => {
-            let (value, rest) = postcard::take_from_bytes::<&str>(input).ok()?;
-            *input = rest;
+            let Some(len) = d.take::<u64>()? else {
+                return Some(CUT.into());
+            };
+            if len > d.input.len() as u64 {
+                if !d.partial {
+                    return None;
+                }
+                // A string longer than what was read: its first characters and its length.
+                d.ended = true;
+                // What was read must be UTF-8, but for a character cut at its end.
+                let start = match std::str::from_utf8(d.input) {
+                    Ok(all) => all,
+                    Err(e) if e.error_len().is_none() => {
+                        std::str::from_utf8(&d.input[..e.valid_up_to()]).ok()?
+                    }
+                    Err(_) => return None,
+                };
+                let cut: String = start.chars().take(SHOWN_CHARS).collect();
+                return Some(format!("{cut:?}… ({len} bytes)"));
+            }
+            let (bytes, rest) = d.input.split_at(len as usize);
+            let value = std::str::from_utf8(bytes).ok()?;
+            d.input = rest;
             let cut: String = value.chars().take(SHOWN_CHARS).collect();
             if cut.len() < value.len() {
                 format!("{cut:?}… ({} chars)", value.chars().count())
@@ -626,26 +817,25 @@ fn take_value(ty: &str, input: &mut &[u8], depth: usize) -> Option<String> {
                 format!("{cut:?}")
             }
         }
-        "ByteBuf" => return take_value("Vec<u8>", input, depth),
+        "ByteBuf" => return take_value("Vec<u8>", d, depth),
         _ => {
             for wrapper in ["Box<", "Rc<", "Arc<"] {
                 if let Some(inner) = ty.strip_prefix(wrapper).and_then(|t| t.strip_suffix('>')) {
-                    return take_value(inner, input, depth + 1);
+                    return take_value(inner, d, depth + 1);
                 }
             }
             for (prefix, open, close) in [
+                ("Vec<", "[", "]"),
                 ("VecDeque<", "[", "]"),
                 ("HashSet<", "{", "}"),
                 ("BTreeSet<", "{", "}"),
             ] {
                 if let Some(inner) = ty.strip_prefix(prefix).and_then(|t| t.strip_suffix('>')) {
                     let item = split_top_level(inner).into_iter().next()?;
-                    let (len, rest) = postcard::take_from_bytes::<u64>(input).ok()?;
-                    *input = rest;
-                    if len > input.len() as u64 {
-                        return None;
-                    }
-                    return seq(item, len as usize, input, depth, open, close);
+                    let Some(len) = d.count()? else {
+                        return Some(CUT.into());
+                    };
+                    return seq(len, d, open, close, |d| take_value(item, d, depth + 1));
                 }
             }
             for prefix in ["HashMap<", "BTreeMap<"] {
@@ -654,58 +844,43 @@ fn take_value(ty: &str, input: &mut &[u8], depth: usize) -> Option<String> {
                     let [k, v, ..] = parts.as_slice() else {
                         return None;
                     };
-                    let (len, rest) = postcard::take_from_bytes::<u64>(input).ok()?;
-                    *input = rest;
-                    if len > input.len() as u64 {
-                        return None;
-                    }
-                    let mut shown = Vec::new();
-                    for i in 0..len {
-                        let key = take_value(k, input, depth + 1)?;
-                        let value = take_value(v, input, depth + 1)?;
-                        if i < PREVIEW_ITEMS as u64 {
-                            shown.push(format!("{key}: {value}"));
-                        }
-                    }
-                    let more = if len > PREVIEW_ITEMS as u64 {
-                        format!(", … ({len} items)")
-                    } else {
-                        String::new()
+                    let Some(len) = d.count()? else {
+                        return Some(CUT.into());
                     };
-                    return Some(format!("{{{}{more}}}", shown.join(", ")));
+                    return seq(len, d, "{", "}", |d| {
+                        let key = take_value(k, d, depth + 1)?;
+                        let value = take_value(v, d, depth + 1)?;
+                        Some(if d.ended && value == CUT {
+                            CUT.into()
+                        } else {
+                            format!("{key}: {value}")
+                        })
+                    });
                 }
-            }
-            if let Some(inner) = ty.strip_prefix("Vec<").and_then(|t| t.strip_suffix('>')) {
-                let (len, rest) = postcard::take_from_bytes::<u64>(input).ok()?;
-                *input = rest;
-                // Each item takes at least a byte: a length beyond the input is not a Vec.
-                if len > input.len() as u64 {
-                    return None;
-                }
-                return seq(inner, len as usize, input, depth, "[", "]");
             }
             if let Some(inner) = ty.strip_prefix("Option<").and_then(|t| t.strip_suffix('>')) {
-                let (&tag, rest) = input.split_first()?;
-                *input = rest;
+                let Some(tag) = d.take::<u8>()? else {
+                    return Some(CUT.into());
+                };
                 return match tag {
                     0 => Some("None".into()),
-                    1 => Some(format!("Some({})", take_value(inner, input, depth + 1)?)),
+                    1 => Some(format!("Some({})", take_value(inner, d, depth + 1)?)),
                     _ => None,
                 };
             }
             if let Some(inner) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
                 let (item, n) = inner.rsplit_once(';')?;
-                let n: usize = n.parse().ok()?;
-                if n > input.len() {
+                let n: u64 = n.parse().ok()?;
+                if !d.partial && n > d.input.len() as u64 {
                     return None;
                 }
-                return seq(item, n, input, depth, "[", "]");
+                return seq(n, d, "[", "]", |d| take_value(item, d, depth + 1));
             }
             if let Some(inner) = ty.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
                 let parts = split_top_level(inner);
                 let mut items = Vec::with_capacity(parts.len());
                 for part in parts {
-                    items.push(take_value(part, input, depth + 1)?);
+                    items.push(take_value(part, d, depth + 1)?);
                 }
                 let trailing = if items.len() == 1 { "," } else { "" };
                 return Some(format!("({}{trailing})", items.join(", ")));
@@ -715,29 +890,176 @@ fn take_value(ty: &str, input: &mut &[u8], depth: usize) -> Option<String> {
     })
 }
 
-/// `n` values of `item`, shown as a list cut after [`PREVIEW_ITEMS`] (all are decoded, so that
-/// leftover bytes are still noticed).
+/// `n` items, each taken by `item`, shown as a list cut after [`PREVIEW_ITEMS`] with the full
+/// count. A whole input's items are all decoded, so that leftover bytes are still noticed; a
+/// partial input's stop after those shown (what follows them is not shown either).
 fn seq(
-    item: &str,
-    n: usize,
-    input: &mut &[u8],
-    depth: usize,
+    n: u64,
+    d: &mut Postcard<'_>,
     open: &str,
     close: &str,
+    mut item: impl FnMut(&mut Postcard<'_>) -> Option<String>,
 ) -> Option<String> {
     let mut shown = Vec::new();
     for i in 0..n {
-        let v = take_value(item, input, depth + 1)?;
-        if i < PREVIEW_ITEMS {
+        if d.ended {
+            break;
+        }
+        if d.partial && i == PREVIEW_ITEMS as u64 {
+            d.ended = true;
+            break;
+        }
+        let v = item(d)?;
+        if i < PREVIEW_ITEMS as u64 && v != CUT {
             shown.push(v);
         }
     }
-    let more = if n > PREVIEW_ITEMS {
-        format!(", … ({n} items)")
-    } else {
-        String::new()
-    };
-    Some(format!("{open}{}{more}{close}", shown.join(", ")))
+    let mut text = shown.join(", ");
+    if n > shown.len() as u64 {
+        if !text.is_empty() {
+            text.push_str(", ");
+        }
+        let items = if n == 1 { "item" } else { "items" };
+        text.push_str(&format!("… ({n} {items})"));
+    }
+    Some(format!("{open}{text}{close}"))
+}
+
+/// Numbers as values hold them: decoded in this one place, whether postcard wrote them (a
+/// byte, a varint, zigzag for signed, floats as little-endian bytes) or they are stored raw at
+/// a fixed width (a numpy array's buffer).
+mod numbers {
+    use crate::tape::report::py_float;
+
+    /// A primitive number type.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Num {
+        U8,
+        U16,
+        U32,
+        U64,
+        U128,
+        I8,
+        I16,
+        I32,
+        I64,
+        I128,
+        F32,
+        F64,
+        Bool,
+    }
+
+    impl Num {
+        /// The Rust type of that (simplified) name; `bool` is left to the caller, which shows
+        /// it as Rust does.
+        pub fn rust(ty: &str) -> Option<Num> {
+            Some(match ty {
+                "u8" => Num::U8,
+                "u16" => Num::U16,
+                "u32" => Num::U32,
+                // usize is a varint like u64 whatever the guest's pointer width.
+                "u64" | "usize" => Num::U64,
+                "u128" => Num::U128,
+                "i8" => Num::I8,
+                "i16" => Num::I16,
+                "i32" => Num::I32,
+                "i64" | "isize" => Num::I64,
+                "i128" => Num::I128,
+                "f32" => Num::F32,
+                "f64" => Num::F64,
+                _ => return None,
+            })
+        }
+
+        /// The number type of a numpy dtype code (`f8`, `<i4`, `u1`, `b1`, `?`), and its name
+        /// (`float64`); `None` for other dtypes (complex, strings, objects, records).
+        pub fn numpy(code: &str) -> Option<(Num, &'static str)> {
+            let code = code.trim_start_matches(['<', '>', '|', '=']);
+            Some(match code {
+                "?" | "b1" => (Num::Bool, "bool"),
+                "u1" | "B" => (Num::U8, "uint8"),
+                "u2" | "H" => (Num::U16, "uint16"),
+                "u4" | "I" => (Num::U32, "uint32"),
+                "u8" | "L" | "Q" => (Num::U64, "uint64"),
+                "i1" | "b" => (Num::I8, "int8"),
+                "i2" | "h" => (Num::I16, "int16"),
+                "i4" | "i" => (Num::I32, "int32"),
+                "i8" | "l" | "q" => (Num::I64, "int64"),
+                "f4" | "f" => (Num::F32, "float32"),
+                "f8" | "d" => (Num::F64, "float64"),
+                _ => return None,
+            })
+        }
+
+        /// Bytes of one number stored raw.
+        pub fn width(self) -> usize {
+            match self {
+                Num::U8 | Num::I8 | Num::Bool => 1,
+                Num::U16 | Num::I16 => 2,
+                Num::U32 | Num::I32 | Num::F32 => 4,
+                Num::U64 | Num::I64 | Num::F64 => 8,
+                Num::U128 | Num::I128 => 16,
+            }
+        }
+
+        /// Takes one number as postcard writes it from the front of `input`, shown as Rust's
+        /// `Debug` shows it.
+        pub fn postcard(self, input: &mut &[u8]) -> Result<String, postcard::Error> {
+            fn take<T: serde::de::DeserializeOwned + std::fmt::Debug>(
+                input: &mut &[u8],
+            ) -> Result<String, postcard::Error> {
+                let (value, rest) = postcard::take_from_bytes::<T>(input)?;
+                *input = rest;
+                Ok(format!("{value:?}"))
+            }
+            match self {
+                Num::U8 => take::<u8>(input),
+                Num::U16 => take::<u16>(input),
+                Num::U32 => take::<u32>(input),
+                Num::U64 => take::<u64>(input),
+                Num::U128 => take::<u128>(input),
+                Num::I8 => take::<i8>(input),
+                Num::I16 => take::<i16>(input),
+                Num::I32 => take::<i32>(input),
+                Num::I64 => take::<i64>(input),
+                Num::I128 => take::<i128>(input),
+                Num::F32 => take::<f32>(input),
+                Num::F64 => take::<f64>(input),
+                Num::Bool => take::<bool>(input),
+            }
+        }
+
+        /// One number stored raw in `bytes` (exactly [`Num::width`] of them), shown as Python
+        /// shows it.
+        pub fn raw_python(self, bytes: &[u8], big_endian: bool) -> Option<String> {
+            let mut b = [0u8; 16];
+            let n = self.width();
+            if bytes.len() != n {
+                return None;
+            }
+            // Little-endian, in the low bytes.
+            b[..n].copy_from_slice(bytes);
+            if big_endian {
+                b[..n].reverse();
+            }
+            let u = u128::from_le_bytes(b);
+            // Sign-extended from the width.
+            let i = if n < 16 {
+                let shift = 128 - 8 * n as u32;
+                ((u << shift) as i128) >> shift
+            } else {
+                u as i128
+            };
+            Some(match self {
+                Num::Bool => if u != 0 { "True" } else { "False" }.into(),
+                Num::U8 | Num::U16 | Num::U32 | Num::U64 | Num::U128 => u.to_string(),
+                Num::I8 | Num::I16 | Num::I32 | Num::I64 | Num::I128 => i.to_string(),
+                // Shortest text that reads back as the f32, as numpy shows it.
+                Num::F32 => format!("{:?}", f32::from_bits(u as u32)),
+                Num::F64 => py_float(f64::from_bits(u as u64)),
+            })
+        }
+    }
 }
 
 /// Splits `A,Vec<B>,(C,D)` at its top-level commas.
@@ -869,7 +1191,7 @@ impl HttpView<'_> {
             BodyKind::Text => text_lines(self.body, SHOWN_BODY_LINES),
             BodyKind::Binary => {
                 let shown = &self.body[..self.body.len().min(SHOWN_BINARY_BYTES)];
-                let mut lines = hex_dump(shown, SHOWN_BINARY_BYTES);
+                let mut lines = hex_dump(shown, SHOWN_BINARY_BYTES, shown.len() as u64);
                 if self.body_len > shown.len() as u64 {
                     lines.push(format!(
                         "… {} more",
@@ -1083,11 +1405,36 @@ mod pickle {
         },
         /// A persistent id (`persistent_id` of a custom pickler).
         Persistent(usize),
+        /// A buffer read only in part: its first bytes and its length.
+        Cut {
+            kind: Bulk,
+            start: Vec<u8>,
+            len: u64,
+        },
     }
 
+    /// What a large buffer is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Bulk {
+        Bytes,
+        ByteArray,
+        Str,
+    }
+
+    /// Bytes kept of a large `bytes`, `bytearray` or `str` that was not read whole.
+    const BULK_START: usize = 4096;
+
     struct Machine<'a> {
-        bytes: &'a [u8],
-        at: usize,
+        /// The pickle's first bytes (all of it, for a pickle read whole).
+        head: &'a [u8],
+        /// Its last bytes, which start at `tail_at`.
+        tail: &'a [u8],
+        tail_at: u64,
+        /// The pickle's length.
+        len: u64,
+        at: u64,
+        /// A large buffer was only partly read (see [`Machine::bulk`]).
+        cut: bool,
         nodes: Vec<Node>,
         stack: Vec<usize>,
         marks: Vec<usize>,
@@ -1095,11 +1442,23 @@ mod pickle {
     }
 
     /// The value of a pickle as Python would show it, or `None` when the bytes are not a pickle
-    /// this reader follows.
-    pub fn repr(bytes: &[u8]) -> Option<String> {
+    /// this reader follows. The pickle is `len` bytes long, of which `head` and `tail` (its
+    /// last bytes) were read; it is followed only while its opcodes are in them, and a large
+    /// buffer (`bytes`, `bytearray`, `str`) may span the bytes that were not read: then it is
+    /// shown by its start and its length, and the flag returned is set.
+    pub fn repr(head: &[u8], tail: &[u8], len: u64) -> Option<(String, bool)> {
+        let tail = if head.len() as u64 == len {
+            &[][..]
+        } else {
+            tail
+        };
         let mut m = Machine {
-            bytes,
+            head,
+            tail,
+            tail_at: len.checked_sub(tail.len() as u64)?,
+            len,
             at: 0,
+            cut: false,
             nodes: Vec::new(),
             stack: Vec::new(),
             marks: Vec::new(),
@@ -1112,17 +1471,61 @@ mod pickle {
             open: Vec::new(),
         };
         match r.value(root, 0) {
-            Ok(()) | Err(Full) => Some(r.out),
+            Ok(()) | Err(Full) => Some((r.out, m.cut)),
         }
     }
 
-    impl Machine<'_> {
-        fn take(&mut self, n: u64) -> Option<&[u8]> {
-            let n = usize::try_from(n).ok()?;
+    /// A `bytes`, `bytearray` or `str` taken by [`Machine::bulk`].
+    enum Taken<'a> {
+        All(&'a [u8]),
+        /// Its first bytes (at most [`BULK_START`]) and its length.
+        Start(&'a [u8], u64),
+    }
+
+    impl<'a> Machine<'a> {
+        /// The next `n` bytes, when they were read.
+        fn take(&mut self, n: u64) -> Option<&'a [u8]> {
             let end = self.at.checked_add(n)?;
-            let s = self.bytes.get(self.at..end)?;
+            let s = if end <= self.head.len() as u64 {
+                &self.head[self.at as usize..end as usize]
+            } else if self.at >= self.tail_at && end <= self.len {
+                &self.tail[(self.at - self.tail_at) as usize..(end - self.tail_at) as usize]
+            } else {
+                return None;
+            };
             self.at = end;
             Some(s)
+        }
+
+        /// The next `n` bytes of a buffer: all of them when they were read, else (when it starts
+        /// in the head) its start, and the pickle goes on after it.
+        fn bulk(&mut self, n: u64) -> Option<Taken<'a>> {
+            if let Some(s) = self.take(n) {
+                return Some(Taken::All(s));
+            }
+            let end = self.at.checked_add(n)?;
+            let from = usize::try_from(self.at).ok()?;
+            if end > self.len || from > self.head.len() {
+                return None;
+            }
+            let start = &self.head[from..self.head.len().min(from + BULK_START)];
+            self.at = end;
+            self.cut = true;
+            Some(Taken::Start(start, n))
+        }
+
+        /// A `bytes`, `bytearray` or `str` node of `n` bytes.
+        fn bulk_node(&mut self, n: u64, kind: Bulk) -> Option<Node> {
+            Some(match (self.bulk(n)?, kind) {
+                (Taken::All(b), Bulk::Bytes) => Node::Bytes(b.to_vec()),
+                (Taken::All(b), Bulk::ByteArray) => Node::ByteArray(b.to_vec()),
+                (Taken::All(b), Bulk::Str) => Node::Str(String::from_utf8_lossy(b).into_owned()),
+                (Taken::Start(b, len), kind) => Node::Cut {
+                    kind,
+                    start: b.to_vec(),
+                    len,
+                },
+            })
         }
 
         fn byte(&mut self) -> Option<u8> {
@@ -1142,10 +1545,16 @@ mod pickle {
         }
 
         /// A text line (protocol 0 and 1 forms of `GLOBAL`, `PUT`, `GET`, `INT`).
-        fn line(&mut self) -> Option<&str> {
-            let rest = &self.bytes[self.at..];
+        fn line(&mut self) -> Option<&'a str> {
+            let rest = if self.at < self.head.len() as u64 {
+                &self.head[self.at as usize..]
+            } else if self.at >= self.tail_at {
+                self.tail.get((self.at - self.tail_at) as usize..)?
+            } else {
+                return None;
+            };
             let end = rest.iter().position(|&b| b == b'\n')?;
-            self.at += end + 1;
+            self.at += end as u64 + 1;
             std::str::from_utf8(&rest[..end]).ok()
         }
 
@@ -1176,12 +1585,11 @@ mod pickle {
         }
 
         fn str(&mut self, n: u64) -> Option<Node> {
-            let b = self.take(n)?;
-            Some(Node::Str(String::from_utf8_lossy(b).into_owned()))
+            self.bulk_node(n, Bulk::Str)
         }
 
         fn bytes(&mut self, n: u64) -> Option<Node> {
-            Some(Node::Bytes(self.take(n)?.to_vec()))
+            self.bulk_node(n, Bulk::Bytes)
         }
 
         fn long(&mut self, n: u64) -> Option<Node> {
@@ -1330,8 +1738,8 @@ mod pickle {
                     }
                     0x96 => {
                         let n = self.u64()?;
-                        let b = self.take(n)?.to_vec();
-                        self.push(Node::ByteArray(b));
+                        let v = self.bulk_node(n, Bulk::ByteArray)?;
+                        self.push(v);
                     }
                     // Python 2 strings: text when they are UTF-8.
                     b'U' | b'T' => {
@@ -1573,6 +1981,21 @@ mod pickle {
                 Node::Str(s) => self.push(&py_str(s)),
                 Node::Bytes(b) => self.push(&py_bytes(b)),
                 Node::ByteArray(b) => self.push(&format!("bytearray({})", py_bytes(b))),
+                Node::Cut { kind, start, len } => {
+                    let mut text = match kind {
+                        Bulk::Str => py_str(&String::from_utf8_lossy(start)),
+                        _ => py_bytes(start),
+                    };
+                    if !text.ends_with('…') {
+                        text.push('…');
+                    }
+                    let text = format!("{text} ({len} bytes)");
+                    if *kind == Bulk::ByteArray {
+                        self.push(&format!("bytearray({text})"))
+                    } else {
+                        self.push(&text)
+                    }
+                }
                 Node::List(items) => {
                     self.push("[")?;
                     self.list(items, depth)?;
@@ -1772,6 +2195,11 @@ mod pickle {
                 let sign = if im.is_sign_negative() { "" } else { "+" };
                 Some(format!("({}{sign}{}j)", part(re), part(im)))
             }
+            // What numpy pickles a contiguous array as with protocol 5: its buffer, dtype,
+            // shape and order.
+            "numpy.core.numeric._frombuffer" | "numpy._core.numeric._frombuffer" => {
+                ndarray(args, nodes)
+            }
             "datetime.timedelta" => {
                 let parts: Vec<String> = ["days", "seconds", "microseconds"]
                     .iter()
@@ -1791,9 +2219,96 @@ mod pickle {
         }
     }
 
+    /// A numpy array (`_frombuffer(buffer, dtype, shape, order)`): its first items, decoded by
+    /// its dtype, its dtype and its shape.
+    fn ndarray(args: &[usize], nodes: &[Node]) -> Option<String> {
+        let [buf, dtype, shape, ..] = args else {
+            return None;
+        };
+        let (data, total): (&[u8], u64) = match nodes.get(*buf)? {
+            Node::Bytes(b) | Node::ByteArray(b) => (b, b.len() as u64),
+            Node::Cut { start, len, .. } => (start, *len),
+            _ => return None,
+        };
+        let Node::Object {
+            callable,
+            args: dtype_args,
+            state,
+            ..
+        } = nodes.get(*dtype)?
+        else {
+            return None;
+        };
+        if !matches!(nodes.get(*callable)?, Node::Global(n) if n == "numpy.dtype") {
+            return None;
+        }
+        let Node::Tuple(dtype_args) = nodes.get(*dtype_args)? else {
+            return None;
+        };
+        let Node::Str(code) = nodes.get(*dtype_args.first()?)? else {
+            return None;
+        };
+        // The state's second item is the byte order: `<`, `>`, `|` (none) or `=` (native).
+        let big_endian = match state.and_then(|s| nodes.get(s)) {
+            Some(Node::Tuple(t)) => {
+                matches!(t.get(1).and_then(|&i| nodes.get(i)), Some(Node::Str(e)) if e == ">")
+            }
+            _ => false,
+        };
+        let Node::Tuple(dims) = nodes.get(*shape)? else {
+            return None;
+        };
+        let dims: Vec<u64> = dims
+            .iter()
+            .map(|&i| match nodes.get(i)? {
+                Node::Int(v) => u64::try_from(*v).ok(),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        let shape = match dims.as_slice() {
+            [one] => format!("({one},)"),
+            _ => format!(
+                "({})",
+                dims.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let count = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
+        let Some((num, name)) = super::numbers::Num::numpy(code) else {
+            return Some(format!(
+                "array(<{total} bytes>, dtype={}, shape={shape})",
+                py_str(code)
+            ));
+        };
+        if count.checked_mul(num.width() as u64) != Some(total) {
+            return None;
+        }
+        let items: Vec<String> = data
+            .chunks_exact(num.width())
+            .take(PY_SHOWN_ITEMS)
+            .map(|c| num.raw_python(c, big_endian))
+            .collect::<Option<_>>()?;
+        let more = if count > items.len() as u64 {
+            format!(", … ({count} items)")
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "array([{}{more}], dtype={name}, shape={shape})",
+            items.join(", ")
+        ))
+    }
+
     #[cfg(test)]
     mod tests {
-        use super::repr;
+        /// The `repr` of a pickle read whole.
+        fn repr(bytes: &[u8]) -> Option<String> {
+            let (text, cut) = super::repr(bytes, &[], bytes.len() as u64)?;
+            assert!(!cut, "a pickle read whole is never cut");
+            Some(text)
+        }
 
         fn unhex(s: &str) -> Vec<u8> {
             hex::decode(s).unwrap()
@@ -2263,38 +2778,180 @@ mod tests {
         postcard::to_allocvec(v).unwrap()
     }
 
+    /// A value decoded from its whole payload.
+    fn dv(ty: &str, payload: &[u8]) -> Option<String> {
+        let d = decode_value(ty, &Payload::whole_of(payload.to_vec()))?;
+        assert!(!d.partial);
+        Some(d.text)
+    }
+
+    /// A value decoded from the first `keep` bytes of its payload (and its last `tail`).
+    fn dv_start(ty: &str, payload: &[u8], keep: usize, tail: usize) -> Option<String> {
+        let p = Payload {
+            head: payload[..keep].to_vec(),
+            tail: payload[payload.len() - tail..].to_vec(),
+            len: payload.len() as u64,
+        };
+        let d = decode_value(ty, &p)?;
+        assert!(d.partial);
+        Some(d.text)
+    }
+
     #[test]
     fn decodes_simple_values_exactly() {
-        assert_eq!(decode_value("u64", &enc(&8u64)).as_deref(), Some("8"));
-        assert_eq!(decode_value("i64", &enc(&-30i64)).as_deref(), Some("-30"));
+        assert_eq!(dv("u64", &enc(&8u64)).as_deref(), Some("8"));
+        assert_eq!(dv("i64", &enc(&-30i64)).as_deref(), Some("-30"));
         assert_eq!(
-            decode_value("alloc::string::String", &enc(&"hi")).as_deref(),
+            dv("alloc::string::String", &enc(&"hi")).as_deref(),
             Some("\"hi\"")
         );
         assert_eq!(
-            decode_value("alloc::vec::Vec<f64>", &enc(&vec![3.0f64, 6.0])).as_deref(),
+            dv("alloc::vec::Vec<f64>", &enc(&vec![3.0f64, 6.0])).as_deref(),
             Some("[3.0, 6.0]")
         );
         assert_eq!(
-            decode_value("core::option::Option<u8>", &enc(&Some(7u8))).as_deref(),
+            dv("core::option::Option<u8>", &enc(&Some(7u8))).as_deref(),
             Some("Some(7)")
         );
         assert_eq!(
-            decode_value("(u8, alloc::string::String)", &enc(&(1u8, "a"))).as_deref(),
+            dv("(u8, alloc::string::String)", &enc(&(1u8, "a"))).as_deref(),
             Some("(1, \"a\")")
         );
         assert_eq!(
-            decode_value("[u8; 3]", &enc(&[1u8, 2, 3])).as_deref(),
+            dv("[u8; 3]", &enc(&[1u8, 2, 3])).as_deref(),
             Some("[1, 2, 3]")
         );
         let long: Vec<u32> = (0..40).collect();
-        let shown = decode_value("Vec<u32>", &enc(&long)).unwrap();
+        let shown = dv("Vec<u32>", &enc(&long)).unwrap();
         assert!(shown.ends_with(", … (40 items)]"), "{shown}");
         // Leftover bytes, a struct, or a length past the end decode to nothing.
-        assert_eq!(decode_value("u8", &[1, 2]), None);
-        assert_eq!(decode_value("probe::Stats", &[1]), None);
-        assert_eq!(decode_value("Vec<u8>", &[200, 1]), None);
-        assert_eq!(decode_value("bool", &[]), None);
+        assert_eq!(dv("u8", &[1, 2]), None);
+        assert_eq!(dv("probe::Stats", &[1]), None);
+        assert_eq!(dv("Vec<u8>", &[200, 1]), None);
+        assert_eq!(dv("bool", &[]), None);
+    }
+
+    #[test]
+    fn a_large_value_decodes_from_its_start() {
+        let mib = 1 << 20;
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 256) as u8).collect();
+        let p = enc(&bytes);
+        let want = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, … (3000000 items)]";
+        assert_eq!(
+            dv_start("serde_bytes::bytebuf::ByteBuf", &p, mib, 0).as_deref(),
+            Some(want)
+        );
+        assert_eq!(
+            dv_start("alloc::vec::Vec<u8>", &p, mib, 0).as_deref(),
+            Some(want)
+        );
+        let text = "y".repeat(3_000_000);
+        let shown = dv_start("alloc::string::String", &enc(&text), mib, 0).unwrap();
+        assert_eq!(
+            shown,
+            format!("{:?}… (3000000 bytes)", "y".repeat(SHOWN_CHARS))
+        );
+        let floats: Vec<f64> = (0..1_000_000).map(|i| i as f64 / 4.0).collect();
+        let shown = dv_start("alloc::vec::Vec<f64>", &enc(&floats), mib, 0).unwrap();
+        assert!(
+            shown.starts_with("[0.0, 0.25, 0.5, 0.75, 1.0, 1.25,")
+                && shown.ends_with(", 3.75, … (1000000 items)]"),
+            "{shown}"
+        );
+        let ints: Vec<u64> = (0..1_000_000).map(|i| i * 1_000_000_007).collect();
+        let shown = dv_start("alloc::vec::Vec<u64>", &enc(&ints), mib, 0).unwrap();
+        assert!(
+            shown.starts_with("[0, 1000000007, 2000000014,")
+                && shown.ends_with(", 15000000105, … (1000000 items)]"),
+            "{shown}"
+        );
+        // Inside other values: what follows a sequence cut short is not shown.
+        let nested = enc(&(7u32, Some(floats.clone()), "after".to_string()));
+        let shown = dv_start(
+            "(u32, core::option::Option<alloc::vec::Vec<f64>>, alloc::string::String)",
+            &nested,
+            mib,
+            0,
+        )
+        .unwrap();
+        assert!(
+            shown.starts_with("(7, Some([0.0, 0.25,")
+                && shown.ends_with(", … (1000000 items)]), …)"),
+            "{shown}"
+        );
+        let words = enc(&vec!["a".to_string(), "b".repeat(2 * mib), "c".to_string()]);
+        let shown = dv_start("alloc::vec::Vec<alloc::string::String>", &words, mib, 0).unwrap();
+        assert!(
+            shown.starts_with("[\"a\", \"bbb")
+                && shown.ends_with("\"… (2097152 bytes), … (3 items)]"),
+            "{shown}"
+        );
+        // A start too short to show anything, or bytes that are not the type: nothing.
+        assert_eq!(dv_start("alloc::vec::Vec<u8>", &p, 2, 0), None);
+        assert_eq!(dv_start("alloc::string::String", &p, mib, 0), None);
+        // The same value read whole still decodes exactly.
+        assert_eq!(dv("alloc::vec::Vec<u8>", &p[..mib]), None);
+    }
+
+    #[test]
+    fn a_large_pickle_shows_its_buffer_start_and_length() {
+        let mib = 1 << 20;
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 256) as u8).collect();
+        // `pickle.dumps(data, protocol=5)` for bytes this large: BINBYTES8, MEMOIZE, STOP.
+        let mut p = vec![0x80, 5, 0x8e];
+        p.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        p.extend_from_slice(&data);
+        p.extend_from_slice(&[0x94, b'.']);
+        let shown = dv_start(PYTHON_VALUE_TYPE, &p, mib, 64 << 10).unwrap();
+        assert!(
+            shown.starts_with("b'\\x00\\x01\\x02") && shown.ends_with("… (3000000 bytes)"),
+            "{shown}"
+        );
+        // Without the end of the pickle, it cannot be told to end there.
+        assert_eq!(dv_start(PYTHON_VALUE_TYPE, &p, mib, 0), None);
+
+        // numpy 2.5's `pickle.dumps(numpy.arange(40, dtype='<f8'), protocol=5)`.
+        let arange = hex::decode(concat!(
+            "800595b4010000000000008c136e756d70792e5f636f72652e6e756d65726963948c0b5f66726f6d",
+            "627566666572949394289640010000000000000000000000000000000000000000f03f0000000000",
+            "00004000000000000008400000000000001040000000000000144000000000000018400000000000",
+            "001c40000000000000204000000000000022400000000000002440000000000000264000000000",
+            "000028400000000000002a400000000000002c400000000000002e40000000000000304000000000",
+            "00003140000000000000324000000000000033400000000000003440000000000000354000000000",
+            "000036400000000000003740000000000000384000000000000039400000000000003a4000000000",
+            "00003b400000000000003c400000000000003d400000000000003e400000000000003f4000000000",
+            "000040400000000000804040000000000000414000000000008041400000000000004240000000",
+            "00008042400000000000004340000000000080434094",
+            "8c056e756d7079948c0564747970659493948c02663894898887945294284b038c013c944e4e4e4a",
+            "ffffffff4affffffff4b007494624b2885948c014394749452942e"
+        ))
+        .unwrap();
+        let want = "array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, \
+                    13.0, 14.0, 15.0, … (40 items)], dtype=float64, shape=(40,))";
+        assert_eq!(dv(PYTHON_VALUE_TYPE, &arange).as_deref(), Some(want));
+        assert_eq!(
+            dv_start(PYTHON_VALUE_TYPE, &arange, 200, 100).as_deref(),
+            Some(want)
+        );
+        // `numpy.arange(6, dtype='>i4').reshape(2, 3)`: big-endian, two dimensions.
+        let ints = hex::decode(concat!(
+            "8005958e000000000000008c136e756d70792e5f636f72652e6e756d65726963948c0b5f66726f6d",
+            "62756666657294939428961800000000000000000000000000000100000002000000030000000400",
+            "000005948c056e756d7079948c0564747970659493948c02693494898887945294284b038c013e94",
+            "4e4e4e4affffffff4affffffff4b007494624b024b0386948c014394749452942e"
+        ))
+        .unwrap();
+        assert_eq!(
+            dv(PYTHON_VALUE_TYPE, &ints).as_deref(),
+            Some("array([0, 1, 2, 3, 4, 5], dtype=int32, shape=(2, 3))")
+        );
+        // A list read in part has no one buffer to skip: not shown.
+        let mut list = vec![0x80, 5, b']', 0x94, b'('];
+        for i in 0..200u8 {
+            list.extend_from_slice(&[b'K', i]);
+        }
+        list.extend_from_slice(b"e.");
+        assert_eq!(dv_start(PYTHON_VALUE_TYPE, &list, 100, 10), None);
     }
 
     #[test]
@@ -2303,7 +2960,7 @@ mod tests {
         m.insert("a".to_string(), 1u32);
         m.insert("b".to_string(), 2u32);
         assert_eq!(
-            decode_value(
+            dv(
                 "alloc::collections::btree::map::BTreeMap<alloc::string::String, u32>",
                 &enc(&m)
             )
@@ -2311,7 +2968,7 @@ mod tests {
             Some("{\"a\": 1, \"b\": 2}")
         );
         assert_eq!(
-            decode_value(
+            dv(
                 "std::collections::hash::map::HashMap<u8, bool, std::hash::random::RandomState>",
                 &enc(&std::collections::HashMap::from([(1u8, true)]))
             )
@@ -2319,11 +2976,11 @@ mod tests {
             Some("{1: true}")
         );
         assert_eq!(
-            decode_value("alloc::boxed::Box<str>", &enc(&"hi")).as_deref(),
+            dv("alloc::boxed::Box<str>", &enc(&"hi")).as_deref(),
             Some("\"hi\"")
         );
         assert_eq!(
-            decode_value(
+            dv(
                 "alloc::vec::Vec<alloc::string::String>",
                 &enc(&vec!["a\x1b[2J", "b"])
             )
@@ -2331,7 +2988,7 @@ mod tests {
             Some("[\"a\\u{1b}[2J\", \"b\"]")
         );
         assert_eq!(
-            decode_value(
+            dv(
                 "core::option::Option<(u32, alloc::string::String)>",
                 &enc(&Some((7u32, "x")))
             )
@@ -2340,10 +2997,10 @@ mod tests {
         );
         // A long string is cut; so is the whole value.
         let long = "y".repeat(100_000);
-        let shown = decode_value("alloc::string::String", &enc(&long)).unwrap();
+        let shown = dv("alloc::string::String", &enc(&long)).unwrap();
         assert!(shown.ends_with("\"… (100000 chars)"), "{}", &shown[190..]);
         let many: Vec<Vec<String>> = vec![vec!["z".repeat(300); 20]; 20];
-        let shown = decode_value(
+        let shown = dv(
             "alloc::vec::Vec<alloc::vec::Vec<alloc::string::String>>",
             &enc(&many),
         )
@@ -2483,15 +3140,15 @@ mod tests {
 
     #[test]
     fn previews() {
-        let dump = hex_dump(b"\x02hi", PREVIEW_BYTES);
+        let dump = hex_dump(b"\x02hi", PREVIEW_BYTES, 3);
         assert_eq!(dump.len(), 1);
         assert!(dump[0].starts_with("00000000  02 68 69"), "{}", dump[0]);
         assert!(dump[0].ends_with("|.hi|"), "{}", dump[0]);
         assert_eq!(
-            hex_dump(&[0; 300], PREVIEW_BYTES).last().unwrap(),
+            hex_dump(&[0; 300], PREVIEW_BYTES, 300).last().unwrap(),
             "… 44 B more"
         );
-        assert_eq!(hex_dump(&[0; 300], 64).last().unwrap(), "… 236 B more");
+        assert_eq!(hex_dump(&[0; 300], 64, 300).last().unwrap(), "… 236 B more");
         assert_eq!(
             text_runs(b"\x05hello\x00ab\x01label"),
             ["\"hello\"", "\"label\""]

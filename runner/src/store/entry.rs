@@ -224,6 +224,15 @@ pub(crate) fn parse_header(rest: &[u8]) -> Result<(Header, usize), String> {
     Ok((header, json_end + 1))
 }
 
+/// The JSON header on the second line of an entry file's first bytes, parsed without checking
+/// anything: what a report of a damaged entry shows as written (it may be wrong).
+pub fn unverified_header(bytes: &[u8]) -> Option<Header> {
+    let first_end = bytes.iter().position(|&b| b == b'\n')?;
+    let rest = &bytes[first_end + 1..];
+    let json_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    serde_json::from_slice(&rest[..json_end]).ok()
+}
+
 /// A header for unit tests: key and payload length as given, the rest plain.
 #[cfg(test)]
 pub(crate) fn test_header(key: &str, payload_len: usize) -> Header {

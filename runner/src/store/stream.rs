@@ -31,6 +31,21 @@ const PARALLEL_FROM: usize = 4;
 /// is damage (a sparse file can claim anything without taking the space).
 pub const MAX_PAYLOAD: u64 = 4 << 30;
 
+/// Bytes read at a time by [`Stream::read_windows`]: enough whole segments to spread their
+/// hashing over threads, little enough to keep `inspect`'s memory small.
+const WINDOW_CHUNK: usize = 8 * SEGMENT;
+
+/// The start and the end of a verified payload (see [`Stream::read_windows`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Windows {
+    /// The payload's first bytes (all of it, when it is no longer than asked for).
+    pub head: Vec<u8>,
+    /// Its last bytes, after the head (empty when the head holds the whole payload).
+    pub tail: Vec<u8>,
+    /// The payload's length.
+    pub len: u64,
+}
+
 /// A large entry whose payload has not been read yet.
 pub struct Stream {
     file: File,
@@ -151,6 +166,45 @@ impl Stream {
             verdict.map_err(ReadError::Corrupt)?;
         }
         Ok(())
+    }
+
+    /// Reads the whole payload (from its start: nothing may have been read yet) with bounded
+    /// memory, keeping only its first `head` and its last `tail` bytes, and judges the
+    /// signature: what `inspect` needs to show a value it has verified, whatever its size.
+    /// Reads go in [`WINDOW_CHUNK`] pieces, so that their segments are hashed on several
+    /// threads.
+    pub fn read_windows(&mut self, head: usize, tail: usize) -> Result<Windows, ReadError> {
+        let total = self.len();
+        let mut first = vec![0; (total.min(head as u64)) as usize];
+        self.read(0, &mut first)?;
+        let mut at = first.len() as u64;
+        let tail_from = total.saturating_sub(tail as u64).max(at);
+        let mut last = Vec::with_capacity((total - tail_from) as usize);
+        let mut chunk = vec![0; (total - at).min(WINDOW_CHUNK as u64) as usize];
+        while at < total {
+            // Ending each read on a segment boundary makes the next one whole segments, which
+            // are hashed on several threads.
+            let past = ((self.payload_at + at) % SEGMENT as u64) as usize;
+            let n = (total - at).min((WINDOW_CHUNK - past) as u64) as usize;
+            self.read(at, &mut chunk[..n])?;
+            let end = at + n as u64;
+            if end > tail_from {
+                let from = tail_from.saturating_sub(at) as usize;
+                last.extend_from_slice(&chunk[from..n]);
+            }
+            at = end;
+        }
+        // Every byte has been read, so the last read judged the signature; never report a value
+        // as verified otherwise.
+        match &self.verdict {
+            Some(Ok(())) => Ok(Windows {
+                head: first,
+                tail: last,
+                len: total,
+            }),
+            Some(Err(why)) => Err(ReadError::Corrupt(why.clone())),
+            None => Err(ReadError::Corrupt("the signature was not judged".into())),
+        }
     }
 
     /// Reads and hashes `n` bytes nobody asked for (a read that skipped ahead).
@@ -343,6 +397,38 @@ mod tests {
             let mut rest = vec![0; payload.len() - SEGMENT];
             assert!(s.read(SEGMENT as u64, &mut rest).is_err(), "flip at {at}");
             assert!(s.read(0, &mut [0; 1]).is_err(), "stays failed");
+        }
+    }
+
+    #[test]
+    fn windows_keep_the_ends_and_verify_the_whole() {
+        let payload: Vec<u8> = (0..(40 * SEGMENT + 321)).map(|i| (i % 251) as u8).collect();
+        let (f, len) = entry_file(&payload);
+        for (head, tail) in [
+            (SEGMENT, 4096),
+            (3, 0),
+            (0, 10),
+            (SEGMENT + 7, 20 * SEGMENT),
+        ] {
+            let w = open(&f, len).read_windows(head, tail).unwrap();
+            assert_eq!(w.len, payload.len() as u64);
+            assert!(w.head[..] == payload[..head], "head {head}");
+            assert!(w.tail[..] == payload[payload.len() - tail..], "tail {tail}");
+        }
+        // Windows that overlap: the tail starts where the head ends.
+        let w = open(&f, len).read_windows(payload.len() - 5, 100).unwrap();
+        assert!(
+            w.head[..] == payload[..payload.len() - 5]
+                && w.tail[..] == payload[payload.len() - 5..]
+        );
+        // A flipped byte anywhere, far from both windows too, fails.
+        for at in [len / 2, len - 1, HEAD as u64 + 3, 17 * SEGMENT as u64] {
+            let mut bytes = std::fs::read(f.path()).unwrap();
+            bytes[at as usize] ^= 1;
+            let bad = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(bad.path(), &bytes).unwrap();
+            let r = open(&bad, len).read_windows(SEGMENT, 64);
+            assert!(matches!(r, Err(ReadError::Corrupt(_))), "flip at {at}");
         }
     }
 }
