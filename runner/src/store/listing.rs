@@ -27,7 +27,7 @@ use cap_std::fs::Dir;
 
 use super::ReadError;
 use super::disk::{CACHEDIR_TAG, is_dead_temp, is_devstash_tag, open_cache_dir, open_regular};
-use super::entry::{Entry, Header};
+use super::entry::{Entry, Header, unverified_header};
 use super::names::is_entry_name;
 use super::pack::PACK_NAME;
 use super::sign::Signer;
@@ -199,14 +199,6 @@ pub fn verify_file(
 const HEAD_READ: usize = crate::store::stream::HEAD;
 /// Files larger than this are verified by streaming, as a run reads them.
 const STREAM_FROM: u64 = super::disk::STREAM_OVER;
-
-/// The JSON header on the second line, parsed without checking anything.
-fn unverified_header(bytes: &[u8]) -> Option<Header> {
-    let first_end = bytes.iter().position(|&b| b == b'\n')?;
-    let rest = &bytes[first_end + 1..];
-    let json_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-    serde_json::from_slice(&rest[..json_end]).ok()
-}
 
 /// Where in the cache directory a non-entry file lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
