@@ -4,13 +4,14 @@
 //! The expansion owns the evaluated arguments as one tuple `A`, encodes the key from them before
 //! the call can move them (see [`crate::key`]), and hands both to [`Probed`], whose methods are
 //! picked by autoref-based dispatch on the concrete return type: a `Result<T, E>` stores only
-//! `Ok(T)`; bytes and strings (`Vec<u8>`, `String`, `serde_bytes::ByteBuf`) are restored
+//! `Ok(T)`; bytes, strings and vectors of plain numbers (see [`RawValue`]) are restored
 //! straight into their final buffer; anything else stores the whole value. The expansion calls
-//! `(&&probed).__devstash_run(..)`, so method lookup tries, in order: [`StashOk`] and
-//! [`StashBytes`] (receiver `&&Probed`), [`StashValue`] (`&&&Probed`), then two fallbacks
-//! that exist only to fail with a readable error, [`StashOkUnstorable`] (`&Probed` of a
-//! `Result`) and [`StashUnstorable`] (`Probed`): their methods require [`StoredValue`], whose
-//! message names the value type and the traits it lacks.
+//! `(&&&probed).__devstash_run(..)`, so method lookup tries, in order: [`StashOkRaw`] and
+//! [`StashBytes`] (receiver `&&&Probed`), [`StashOk`] (`&&&&Probed`, by autoref),
+//! [`StashValue`] (`&&Probed`, by deref), then two fallbacks that exist only to fail with a
+//! readable error, [`StashOkUnstorable`] (`&Probed` of a `Result`) and
+//! [`StashUnstorable`] (`Probed`): their methods require [`StoredValue`], whose message names
+//! the value type and the traits it lacks. Traits at one level never apply to the same type.
 //!
 //! A site registers once per set of concrete types it runs with (a generic function's marker
 //! runs with as many as the function is instantiated with), describing to the runner what the
@@ -270,6 +271,42 @@ pub struct Marker {
 pub trait StashOk<A, T, E> {
     /// Runs the call or returns its stored value.
     fn __devstash_run(
+        &self,
+        marker: Marker,
+        preview: fn(&A) -> Option<String>,
+        args: A,
+    ) -> Result<T, E>;
+}
+
+impl<A, T, E, F> StashOk<A, T, E> for &&&Probed<A, Result<T, E>, F>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(A) -> Result<T, E>,
+{
+    #[inline]
+    fn __devstash_run(
+        &self,
+        marker: Marker,
+        preview: fn(&A) -> Option<String>,
+        args: A,
+    ) -> Result<T, E> {
+        #[cfg(target_arch = "wasm32")]
+        let stored: Stored<T> = (imp::lookup::<T>, imp::store::<T>);
+        #[cfg(not(target_arch = "wasm32"))]
+        let stored: Stored<T> = PhantomData;
+        run_ok::<A, T, E, F>(self.take(), stored, marker, preview, args)
+    }
+}
+
+pub mod raw;
+
+pub use raw::RawValue;
+
+/// Dispatch for a `Result<T, E>` whose `T` is restored straight into its buffer (see
+/// [`RawValue`]): only `Ok(T)` is stored. Picked before [`StashOk`], which one more autoref reaches.
+pub trait StashOkRaw<A, T, E> {
+    /// Runs the call or returns its stored value.
+    fn __devstash_run(
         self,
         marker: Marker,
         preview: fn(&A) -> Option<String>,
@@ -277,9 +314,9 @@ pub trait StashOk<A, T, E> {
     ) -> Result<T, E>;
 }
 
-impl<A, T, E, F> StashOk<A, T, E> for &&Probed<A, Result<T, E>, F>
+impl<A, T, E, F> StashOkRaw<A, T, E> for &&&Probed<A, Result<T, E>, F>
 where
-    T: Serialize + DeserializeOwned,
+    T: RawValue + DeserializeOwned,
     F: FnOnce(A) -> Result<T, E>,
 {
     #[inline]
@@ -289,88 +326,31 @@ where
         preview: fn(&A) -> Option<String>,
         args: A,
     ) -> Result<T, E> {
-        let call = self.take();
         #[cfg(target_arch = "wasm32")]
-        {
-            let Some(c) = imp::prepare::<A, T, F>(&marker) else {
-                return call(args);
-            };
-            match imp::lookup::<T>(&c) {
-                imp::Lookup::Hit(v) => Ok(v),
-                imp::Lookup::Miss(ticket) => {
-                    let text = preview(&args);
-                    let result = imp::timed(ticket, || call(args));
-                    match &result {
-                        Ok(v) => imp::store(ticket, v, text),
-                        Err(_) => imp::forget(ticket),
-                    }
-                    result
-                }
-                imp::Lookup::Uncached => call(args),
-            }
-        }
+        let stored: Stored<T> = (imp::lookup_raw::<T>, imp::store_raw::<T>);
         #[cfg(not(target_arch = "wasm32"))]
-        {
-            let _ = (marker, preview);
-            call(args)
-        }
+        let stored: Stored<T> = PhantomData;
+        run_ok::<A, T, E, F>(self.take(), stored, marker, preview, args)
     }
 }
 
-/// Value types whose postcard form is a length and their bytes, restored by reading those bytes
-/// straight into the value's own buffer: one copy from the host, none in the guest.
-pub trait RawBytes: Sized {
-    /// The value's bytes.
-    fn as_raw(&self) -> &[u8];
-    /// The value from its bytes, or `None` if they are not a valid value.
-    fn from_raw(bytes: Vec<u8>) -> Option<Self>;
-}
-
-impl RawBytes for Vec<u8> {
-    fn as_raw(&self) -> &[u8] {
-        self
-    }
-    fn from_raw(bytes: Vec<u8>) -> Option<Self> {
-        Some(bytes)
-    }
-}
-
-impl RawBytes for String {
-    fn as_raw(&self) -> &[u8] {
-        self.as_bytes()
-    }
-    fn from_raw(bytes: Vec<u8>) -> Option<Self> {
-        String::from_utf8(bytes).ok()
-    }
-}
-
-impl RawBytes for serde_bytes::ByteBuf {
-    fn as_raw(&self) -> &[u8] {
-        self
-    }
-    fn from_raw(bytes: Vec<u8>) -> Option<Self> {
-        Some(serde_bytes::ByteBuf::from(bytes))
-    }
-}
-
-/// Dispatch for bytes and strings (see [`RawBytes`]); same priority as [`StashOk`], whose
-/// types never overlap with these.
+/// Dispatch for values restored straight into their buffer (see [`RawValue`]): bytes,
+/// strings and vectors of plain numbers. Same priority as [`StashOkRaw`], whose types never
+/// overlap with these.
 pub trait StashBytes<A, R> {
     /// Runs the call or returns its stored value.
     fn __devstash_run(self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R;
 }
 
-impl<A, R, F> StashBytes<A, R> for &&Probed<A, R, F>
+impl<A, R, F> StashBytes<A, R> for &&&Probed<A, R, F>
 where
-    R: RawBytes + DeserializeOwned,
+    R: RawValue + DeserializeOwned,
     F: FnOnce(A) -> R,
 {
     #[inline]
     fn __devstash_run(self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R {
         #[cfg(target_arch = "wasm32")]
-        let stored: Stored<R> = (imp::lookup_raw::<R>, |t, v, p| {
-            imp::store_raw(t, v.as_raw(), p)
-        });
+        let stored: Stored<R> = (imp::lookup_raw::<R>, imp::store_raw::<R>);
         #[cfg(not(target_arch = "wasm32"))]
         let stored: Stored<R> = PhantomData;
         run_whole::<A, R, F>(self.take(), stored, marker, preview, args)
@@ -380,7 +360,7 @@ where
 /// Dispatch for every other value type: the whole value is stored.
 pub trait StashValue<A, R> {
     /// Runs the call or returns its stored value.
-    fn __devstash_run(&self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R;
+    fn __devstash_run(self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R;
 }
 
 impl<A, R, F> StashValue<A, R> for &&Probed<A, R, F>
@@ -389,7 +369,7 @@ where
     F: FnOnce(A) -> R,
 {
     #[inline]
-    fn __devstash_run(&self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R {
+    fn __devstash_run(self, marker: Marker, preview: fn(&A) -> Option<String>, args: A) -> R {
         #[cfg(target_arch = "wasm32")]
         let stored: Stored<R> = (imp::lookup::<R>, imp::store::<R>);
         #[cfg(not(target_arch = "wasm32"))]
@@ -498,6 +478,43 @@ fn run_whole<A, R: DeserializeOwned, F: FnOnce(A) -> R>(
                 let value = imp::timed(ticket, || call(args));
                 store(ticket, &value, text);
                 value
+            }
+            imp::Lookup::Uncached => call(args),
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (stored, marker, preview);
+        call(args)
+    }
+}
+
+/// Runs a call returning a `Result` whose `Ok` value is stored (see [`StashOk`] and
+/// [`StashOkRaw`]), or returns its stored value.
+#[inline]
+fn run_ok<A, T: DeserializeOwned, E, F: FnOnce(A) -> Result<T, E>>(
+    call: F,
+    stored: Stored<T>,
+    marker: Marker,
+    preview: fn(&A) -> Option<String>,
+    args: A,
+) -> Result<T, E> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let (lookup, store) = stored;
+        let Some(c) = imp::prepare::<A, T, F>(&marker) else {
+            return call(args);
+        };
+        match lookup(&c) {
+            imp::Lookup::Hit(v) => Ok(v),
+            imp::Lookup::Miss(ticket) => {
+                let text = preview(&args);
+                let result = imp::timed(ticket, || call(args));
+                match &result {
+                    Ok(v) => store(ticket, v, text),
+                    Err(_) => imp::forget(ticket),
+                }
+                result
             }
             imp::Lookup::Uncached => call(args),
         }
@@ -715,6 +732,7 @@ impl Site {
 mod imp {
     use super::*;
     use crate::abi;
+    use core::mem::MaybeUninit;
     use devstash_protocol::{ABI_VERSION, LogLevel, SiteDesc, Status, codec, get_flags};
 
     pub enum Lookup<V> {
@@ -850,68 +868,56 @@ mod imp {
         }
     }
 
-    /// Like [`lookup`], for a [`RawBytes`] value: its length prefix is read first, then its
-    /// bytes straight into the value's buffer.
-    pub fn lookup_raw<V: RawBytes>(c: &Prepared) -> Lookup<V> {
+    /// The value of the last hit, read through `stash_read`.
+    struct Pending {
+        total: u64,
+    }
+
+    // SAFETY: the runner writes all of `dst` before it answers `Hit`.
+    unsafe impl raw::Source for Pending {
+        fn total(&self) -> u64 {
+            self.total
+        }
+
+        fn read(&mut self, offset: u64, dst: &mut [MaybeUninit<u8>]) -> Result<(), raw::Unusable> {
+            // SAFETY: `dst` is valid for `dst.len()` bytes for the call.
+            let s = unsafe { abi::stash_read(offset, dst.as_mut_ptr().cast::<u8>(), dst.len()) };
+            if s == Status::Hit as i32 {
+                Ok(())
+            } else {
+                Err(raw::Unusable::Refused)
+            }
+        }
+    }
+
+    /// Like [`lookup`], for a [`RawValue`]: read straight into the value's own buffer.
+    pub fn lookup_raw<V: RawValue>(c: &Prepared) -> Lookup<V> {
         let (status, out) = get(c.handle, c.args, 0);
         match Status::from_raw(status) {
-            Some(Status::Hit) => match read_raw(out) {
-                Ok(bytes) => match V::from_raw(bytes) {
-                    Some(v) => Lookup::Hit(v),
-                    None => refresh(c, Some("its stored value no longer decodes")),
-                },
-                Err(why) => refresh(c, why),
+            Some(Status::Hit) => match V::decode(&mut Pending { total: out }) {
+                Ok(v) => Lookup::Hit(v),
+                Err(raw::Unusable::Shape) => refresh(c, Some("its stored value no longer decodes")),
+                Err(raw::Unusable::TooLarge) => refresh(c, Some(TOO_LARGE)),
+                Err(raw::Unusable::Refused) => refresh(c, None),
             },
             Some(Status::Miss) => Lookup::Miss(out as i64),
             _ => Lookup::Uncached,
         }
     }
 
-    /// Reads a pending value of `total` bytes that holds a length prefix and that many bytes.
-    /// `Err(Some(why))` when it cannot be used, `Err(None)` when the runner refused the read.
-    fn read_raw(total: u64) -> Result<Vec<u8>, Option<&'static str>> {
-        const SHAPE: &str = "its stored value no longer decodes";
-        // The prefix is a LEB128 varint, whose length follows from the total: the one `p` with
-        // `varint_len(total - p) == p`.
-        let p = (1..=10u64)
-            .find(|&p| total >= p && varint_len(total - p) == p)
-            .ok_or(Some(SHAPE))?;
-        let mut prefix = [0u8; 10];
-        // SAFETY: `prefix` has room for `p` <= 10 bytes.
-        let s = unsafe { abi::stash_read(0, prefix.as_mut_ptr(), p as usize) };
-        if s != Status::Hit as i32 {
-            return Err(None);
-        }
-        match postcard::take_from_bytes::<u64>(&prefix[..p as usize]) {
-            Ok((n, rest)) if rest.is_empty() && n == total - p => {}
-            _ => return Err(Some(SHAPE)),
-        }
-        let mut buf = buffer(total - p).ok_or(Some(TOO_LARGE))?;
-        let n = (total - p) as usize;
-        // SAFETY: `buf` has capacity `n`; its length is set only after the host wrote it all.
-        let s = unsafe { abi::stash_read(p, buf.as_mut_ptr(), n) };
-        if s != Status::Hit as i32 {
-            return Err(None);
-        }
-        unsafe { buf.set_len(n) };
-        Ok(buf)
-    }
-
-    fn varint_len(n: u64) -> u64 {
-        (64 - u64::from(n.leading_zeros())).div_ceil(7).max(1)
-    }
-
-    /// Stores a [`RawBytes`] value: its length prefix, then its bytes (the same bytes postcard
-    /// writes for it, so either path reads what the other stored).
-    pub fn store_raw(ticket: i64, bytes: &[u8], preview: Option<String>) {
-        let mut out = match codec::encode(&(bytes.len() as u64)) {
-            Ok(prefix) => prefix,
-            Err(_) => return forget(ticket),
+    /// Stores a [`RawValue`]: the bytes postcard would write for it, built in one buffer of
+    /// exactly their size.
+    pub fn store_raw<V: RawValue>(ticket: i64, value: &V, preview: Option<String>) {
+        let Some(bytes) = value.encode() else {
+            crate::log::write(
+                LogLevel::Warn,
+                "a value is too large to encode in this program's memory; it was not stored",
+            );
+            return forget(ticket);
         };
-        out.extend_from_slice(bytes);
         let p = preview.unwrap_or_default();
         // SAFETY: both buffers are alive for the call.
-        unsafe { abi::stash_put(ticket, out.as_ptr(), out.len(), p.as_ptr(), p.len()) };
+        unsafe { abi::stash_put(ticket, bytes.as_ptr(), bytes.len(), p.as_ptr(), p.len()) };
     }
 
     pub fn store<V: Serialize>(ticket: i64, value: &V, preview: Option<String>) {

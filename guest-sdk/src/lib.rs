@@ -21,9 +21,12 @@
 //! compiler resolved it, the concrete types, the value type's shape, the arguments in a
 //! canonical encoding) is described in [`key`] and [`shape`] and in the README's "What is in a
 //! key". A secret argument goes in a [`Secret`]; a file the call reads goes in a [`FileKey`],
-//! so that editing the file computes the call again. A `Vec<u8>`, `String` or
-//! `serde_bytes::ByteBuf` value is restored straight into its own buffer, with no second copy:
-//! the type to return from a call whose result is large.
+//! so that editing the file computes the call again. A `Vec<u8>`, `String`,
+//! `serde_bytes::ByteBuf`, or a `Vec` of plain numbers (`f64`, `f32`, `i64`, `u64`, `i32`, `u32`,
+//! `i16`, `u16`, `i8`, or fixed arrays of them such as `[f64; 3]`), alone or as the `Ok` of a
+//! `Result`, is restored straight into its own buffer, with no second copy: the type to return
+//! from a call whose result is large. Floats and bytes are read in one piece; wider integers are
+//! stored as postcard's varints and decoded as they arrive.
 //!
 //! Built for any target other than `wasm32`, the markers are plain calls, so the same code
 //! builds and runs natively.

@@ -245,7 +245,7 @@ fn dispatch(
     key: TokenStream2,
     call: TokenStream2,
 ) -> TokenStream2 {
-    // The method is looked up on `&&Probed` so that the fallbacks, which only fail with a
+    // The method is looked up on `&&&Probed` so that the fallbacks, which only fail with a
     // readable error, come last (see `devstash::__rt`).
     let run = Ident::new("__devstash_run", value_span);
     quote_spanned! {span=>
@@ -253,7 +253,7 @@ fn dispatch(
             #[allow(unused_imports)]
             use ::devstash::__rt::{
                 PreviewDebug as _, PreviewNone as _, StashBytes as _, StashOk as _,
-                StashOkUnstorable as _, StashUnstorable as _, StashValue as _,
+                StashOkRaw as _, StashOkUnstorable as _, StashUnstorable as _, StashValue as _,
             };
             #statics
             #callee
@@ -262,7 +262,7 @@ fn dispatch(
             let __devstash_preview =
                 (&::devstash::__rt::PreviewProbe::of(&__devstash_argv)).previewer();
             let __devstash_probed = ::devstash::__rt::Probed::new(&__devstash_argv, #call);
-            (&&__devstash_probed).#run(
+            (&&&__devstash_probed).#run(
                 ::devstash::__rt::Marker {
                     site: &__DEVSTASH_SITE,
                     callee: __devstash_who,
