@@ -70,7 +70,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## bench: every workload side by side with the Python devstash, joblib and wasmtime; writes bench/RESULTS.md
+## bench: every workload side by side with its alternative (Python devstash, joblib, wasmtime, memcpy); writes bench/RESULTS.md and bench/results.svg (BENCH_ONLY=core|files|remote|python for a subset, BENCH_REPS=N)
 bench:
 	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 	python3 bench/bench.py

@@ -4,6 +4,8 @@
 //!   second run: hits). Prints `per_call_ns=…`.
 //! - `big BYTES`: one marked call returning BYTES bytes (first run stores, second restores).
 //!   Prints `bytes=… secs=…`.
+//! - `vecf64 N`: one marked call returning a `Vec<f64>` of N elements (first run stores, second
+//!   restores). Prints `bytes=… secs=…`, the call timed alone.
 //! - `arg N debug|plain`: one marked call (a miss on a fresh cache) over an argument of N
 //!   small structs, whose type implements `Debug` or not: what the arguments preview costs.
 //!   Prints `secs=…`.
@@ -46,6 +48,12 @@ fn total(trips: &[Trip]) -> f64 {
 #[stashed]
 fn plain_total(trips: &[PlainTrip]) -> f64 {
     trips.iter().map(|t| t.fare).sum()
+}
+
+/// N floats, each distinct, so the stored value cannot be told from its length alone.
+#[stashed]
+fn floats(n: u64) -> Vec<f64> {
+    (0..n).map(|i| i as f64 * 0.5).collect()
 }
 
 fn f(x: u64) -> u64 {
@@ -236,6 +244,18 @@ fn main() {
             assert_eq!(b[b.len() - 1], ((n - 1) % 256) as u8);
             println!("bytes={} secs={:.6}", b.len(), dt.as_secs_f64());
         }
+        Some("vecf64") => {
+            let t = Instant::now();
+            let v = floats(n);
+            let dt = t.elapsed();
+            assert_eq!(v.len(), n as usize);
+            assert_eq!(v.last().copied(), n.checked_sub(1).map(|i| i as f64 * 0.5));
+            println!(
+                "bytes={} secs={:.6}",
+                std::mem::size_of_val(v.as_slice()),
+                dt.as_secs_f64()
+            );
+        }
         Some("arg") => {
             let with_debug = args.get(2).map(String::as_str) == Some("debug");
             let fare = |i: u64| (i % 97) as f64 * 0.5;
@@ -276,7 +296,9 @@ fn main() {
             );
         }
         _ => {
-            eprintln!("usage: bench_guest calls N | big BYTES | arg N debug|plain | files N DIR");
+            eprintln!(
+                "usage: bench_guest calls N | big BYTES | vecf64 N | arg N debug|plain | files N DIR"
+            );
             std::process::exit(2);
         }
     }
