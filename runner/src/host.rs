@@ -870,7 +870,8 @@ fn now_ms() -> u64 {
 
 /// Lowercase hex of a key (blake3's formatter: a table lookup, not `fmt` per byte).
 fn key_hex(key: &[u8; 32]) -> String {
-    blake3::Hash::from_bytes(*key).to_hex().to_string()
+    // `as_str`, not `to_string`: the `Display` machinery cost more than the hex itself.
+    blake3::Hash::from_bytes(*key).to_hex().as_str().to_owned()
 }
 
 /// Lowercase hex of bytes.

@@ -24,10 +24,14 @@ pub fn entry_stem(site_identity: &str) -> String {
 
 /// `<stem>__<first 16 hex digits of the key>.stash`.
 pub fn entry_name(stem: &str, key_hex: &str) -> String {
-    format!(
-        "{stem}__{}{ENTRY_SUFFIX}",
-        &key_hex[..16.min(key_hex.len())]
-    )
+    // Made on every lookup: pushed rather than `format!`ted, which was a tenth of a hit.
+    let key = &key_hex[..16.min(key_hex.len())];
+    let mut name = String::with_capacity(stem.len() + 2 + key.len() + ENTRY_SUFFIX.len());
+    name.push_str(stem);
+    name.push_str("__");
+    name.push_str(key);
+    name.push_str(ENTRY_SUFFIX);
+    name
 }
 
 /// `app::net::fetch` -> `app__net__fetch`; anything outside `[A-Za-z0-9_.-]` becomes `_`, and a

@@ -185,7 +185,10 @@ impl Pack {
 
     /// The record body kept for `name`, if any (unverified).
     fn body(&self, name: &str) -> Option<&[u8]> {
-        if let Some(fresh) = self.fresh.get(name) {
+        // Most runs that hit append nothing: skip hashing the name for an empty map.
+        if !self.fresh.is_empty()
+            && let Some(fresh) = self.fresh.get(name)
+        {
             return Some(fresh);
         }
         self.by_name.get(name).map(|&(s, e)| &self.bytes[s..e])
