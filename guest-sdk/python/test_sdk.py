@@ -478,6 +478,103 @@ class KeyTests(Base):
             self.assertEqual(enc(v), general, v)
         self.assertEqual(enc(1, "a"), b"A\x02" + _key._enc(1, 1) + _key._enc("a", 1) + b"\x00")
 
+    def test_keys_are_the_documented_bytes(self):
+        # The bytes of keys stored by earlier versions: entries must keep hitting.
+        # A list, not a dict: (1,), (1.0,) and (True,) are equal dict keys.
+        golden = [
+            ((1,), b"A\x01\x03\x01\x01\x00"),
+            ((-128,), b"A\x01\x03\x02\x80\xff\x00"),
+            ((5000,), b"A\x01\x03\x02\x88\x13\x00"),
+            ((70000,), b"A\x01\x03\x03\x70\x11\x01\x00"),
+            ((2 ** 31,), b"A\x01\x03\x05\x00\x00\x00\x80\x00\x00"),
+            ((True,), b"A\x01\x02\x00"),
+            ((None,), b"A\x01\x00\x00"),
+            ((1.0,), b"A\x01\x04" + struct.pack("<d", 1.0) + b"\x00"),
+            ((-0.0,), b"A\x01\x04" + b"\x00" * 7 + b"\x80\x00"),
+            ((float("nan"),), b"A\x01\x04" + struct.pack("<d", float("nan")) + b"\x00"),
+            (("é",), b"A\x01\x06\x02\xc3\xa9\x00"),
+            ((b"xy",), b"A\x01\x07\x02xy\x00"),
+            (((1, "a"),), b"A\x01\x0a\x02\x03\x01\x01\x06\x01a\x00"),
+            ((1, 2.5), b"A\x02\x03\x01\x01\x04" + struct.pack("<d", 2.5) + b"\x00"),
+        ]
+        for args, key in golden:
+            self.assertEqual(_key.encode_call(args, {}), key, args)
+        self.assertEqual(enc(x=1), b"A\x00\x01\x01x\x03\x01\x01")
+
+    def test_fast_paths_give_the_general_keys(self):
+        # Every encoder against the format as documented in _key, written out plainly here;
+        # and a G request's fast paths against its head followed by the call's key.
+        def varint(n):
+            out = b""
+            while True:
+                low, n = n & 0x7F, n >> 7
+                if not n:
+                    return out + bytes((low,))
+                out += bytes((low | 0x80,))
+
+        def plain(v):
+            t = type(v)
+            if v is None:
+                return b"\x00"
+            if t is bool:
+                return b"\x02" if v else b"\x01"
+            if t is int:
+                n = (v.bit_length() + 8) >> 3
+                return b"\x03" + varint(n) + v.to_bytes(n, "little", signed=True)
+            if t is float:
+                return b"\x04" + struct.pack("<d", v if v == v else float("nan"))
+            if t is str:
+                b = v.encode("utf-8", "surrogatepass")
+                return b"\x06" + varint(len(b)) + b
+            if t is bytes:
+                return b"\x07" + varint(len(v)) + v
+            if t is tuple:
+                return b"\x0a" + varint(len(v)) + b"".join(plain(x) for x in v)
+            return _key.encode(v)  # other types: the general encoder
+
+        class MyInt(int):
+            pass
+
+        class MyStr(str):
+            pass
+
+        class MyFloat(float):
+            pass
+
+        class Level(enum.IntEnum):
+            LOW = 1
+
+        ints = [0, 1, -1, 127, 128, -127, -128, -129, 255, 256, 1024, 1025, -256, -257, 32767,
+                32768, -32767, -32768, -32769, 2 ** 23, -(2 ** 23), 2 ** 31 - 1, 2 ** 31,
+                -(2 ** 31), 2 ** 39, 2 ** 55, 2 ** 63 - 1, 2 ** 63, -(2 ** 63), 2 ** 64, 2 ** 1100,
+                -(2 ** 1100)]
+        ints += [sign * (3 ** e) for e in range(0, 90) for sign in (1, -1)]
+        floats = [0.0, -0.0, 1.0, 1.5, -2.5, 1e300, -1e-300, 5e-324, float("inf"),
+                  -float("inf"), float("nan"), -float("nan"), float("inf") - float("inf")]
+        texts = ["", "a", "é", "日本", "x" * 127, "x" * 128, "é" * 64, "a\x00b", "\ud800",
+                 "x\udfff" * 3]
+        blobs = [b"", b"x", b"\x00" * 127, b"\xff" * 128]
+        values = ints + floats + texts + blobs + [True, False, None, (), (1,), (1, (2.5, ("s",))),
+                                                   (True, 1, 1.0)]
+        for v in values:
+            self.assertEqual(enc(v), b"A\x01" + plain(v) + b"\x00", v)
+            self.assertEqual(_key.encode(v), plain(v), v)
+        # Values of other types that equal them keep keys of their own.
+        others = [MyInt(5), MyInt(2 ** 40), MyStr("ab"), MyFloat(1.5), Level.LOW, 1 + 0j,
+                  bytearray(b"x"), [1], {"a": 1}, {1, 2}]
+        self.assertEqual(len({enc(v) for v in [True, 1, 1.0, "1", b"1"] + others}), 15)
+        self.assertNotEqual(enc(MyInt(5)), enc(5))
+        self.assertNotEqual(enc(MyStr("ab")), enc("ab"))
+        self.assertNotEqual(enc(MyFloat(1.5)), enc(1.5))
+        self.assertNotEqual(enc(Level.LOW), enc(1))
+        head = b"G" + struct.pack("<II", 7, 0)
+        self.assertEqual(len(head), _key.REQUEST_HEAD)
+        for v in values + others:
+            calls = (((v,), {}), ((v, v), {}), ((), {"k": v}), ((1, v), {"b": v, "a": 2}))
+            for args, kwargs in calls:
+                self.assertEqual(_key.call_request(head, args, kwargs),
+                                 head + _key.encode_call(args, kwargs), (v, args, kwargs))
+
     def test_containers_are_distinct(self):
         keys = [enc(v) for v in ([1], (1,), {1}, frozenset([1]), {1: None}, b"\x01",
                                  bytearray(b"\x01"), [[1]], [1, []], [[1], []])]
@@ -1017,6 +1114,98 @@ class HttpTests(Base):
         with self.assertRaises(ValueError) as e:
             dhttp.get("https://h/404", cache="1.5h")
         self.assertEqual(str(e.exception), "Invalid TTL format: 1.5h")
+
+
+class HitPathTests(Base):
+    def test_small_answers_read_as_pickle_reads_them(self):
+        import pickle
+
+        values = [0, 1, 5, 255, 256, 1000, 65535, 65536, -1, -5, -256, 2 ** 31 - 1, -(2 ** 31),
+                  2 ** 31, 2 ** 70, -(2 ** 70), 0.0, -0.0, 1.5, -2.5e300, 5e-324, float("inf"),
+                  True, False, None, "", "ab", "abcd", b"", [], (), (1,), [1, 2], {"a": 1},
+                  1 + 2j]
+        for v in values:
+            for answer in (b"\x00" + pickle.dumps(v, protocol=5), b"\x00" + pickle.dumps(v)):
+                got = _bridge._decode(answer)
+                self.assertIs(type(got), type(v), v)
+                self.assertEqual(repr(got), repr(v))
+        got = _bridge._decode(b"\x00" + pickle.dumps(float("nan"), protocol=5))
+        self.assertTrue(math.isnan(got))
+        # Answers of the lengths the fast path reads, holding other values.
+        self.assertEqual(len(b"\x00" + pickle.dumps([], protocol=5)), 6)
+        self.assertEqual(len(b"\x00" + pickle.dumps("ab", protocol=5)), 18)
+        self.assertEqual(len(b"\x00" + pickle.dumps("a", protocol=5)), 17)
+        # A damaged pickle of an int is an error (the lookup asks again), never a value.
+        for bad in (b"\x00\x80\x05K\x05X", b"\x00\x80\x05\x95\x04" + b"\x00" * 7 + b"M\x88\x13X",
+                    b"\x00\x80\x04\x95\x04" + b"\x00" * 7 + b"X\x88\x13."):
+            with self.assertRaises(Exception):
+                _bridge._decode(bad)
+
+    def test_int_and_float_values_hit(self):
+        @devstash.stash
+        def ident(x):
+            CALLS.append(x)
+            return x
+
+        values = [0, 7, 300, 70000, -3, 2 ** 40, 1.5, -0.0, 1, 1.0, True, "s"]
+        for v in values:
+            self.assertEqual(repr(ident(v)), repr(v))
+        for v in values:
+            got = ident(v)
+            self.assertIs(type(got), type(v))
+            self.assertEqual(repr(got), repr(v))
+        self.assertEqual(len(CALLS), len(values))  # 1, 1.0 and True are three entries
+
+    def test_registration_json_is_json_dumps(self):
+        descs = [
+            {"abi": 2, "module": "app", "callee": "app.f", "file": "/app.py", "line": 3,
+             "ttl_secs": None, "fingerprint": "ab" * 32, "value_type": "python-pickle",
+             "kind": "fn", "types": "py-key-1;pickle-5"},
+            {"module": 'q"uo\\te', "callee": "é日本\ud800\x00\n\t\x1f\x7f\u2028", "line": -4,
+             "ttl_secs": 86400, "flag": True, "other": False},
+            {"float": 1.5, "s": "x"},  # not a type it writes: json itself
+            {"list": [1, "a"]},
+            {},
+        ]
+        for desc in descs:
+            self.assertEqual(_bridge._json_object(desc), json.dumps(desc, separators=(",", ":")))
+
+    def test_source_lines_are_linecaches(self):
+        folder = tempfile.mkdtemp()
+        self.addCleanup(lambda: [os.remove(os.path.join(folder, f)) for f in os.listdir(folder)])
+        texts = {
+            "lf.py": b"def f():\n    return 1\n",
+            "crlf.py": b"def f():\r\n    return 1\r\n",
+            "cr.py": b"def f():\r    return 1\r",
+            "mixed.py": b"a = 1\r\nb = 2\rc = 3\n\n\r\n",
+            "no_newline.py": b"x = 1\ny = 2",
+            "utf8.py": "s = 'é日本'\n# \x0c \x0b \x1c \x85 \u2028 \u2029 (str.splitlines splits)\n"
+            .encode(),
+            "bom.py": b"\xef\xbb\xbfx = 1\n",
+            "latin1.py": b"# -*- coding: latin-1 -*-\ns = '\xe9'\n",
+            "cookie2.py": b"#!/usr/bin/env python\n# vim: set fileencoding=cp1252 :\ns = '\x80'\n",
+            # Valid UTF-8 too, but the cookie says otherwise: 'Ã©', not 'é'.
+            "latin1_utf8.py": b"# coding: latin-1\ns = '\xc3\xa9'\n",
+            "cookie_line2.py": b"#!/usr/bin/python\n# -*- coding: iso-8859-15 -*-\n"
+                                b"s = '\xc3\xa4'\n",
+            "bad_utf8.py": b"x = 1\ns = '\xff'\n",
+            "empty.py": b"",
+            "one_newline.py": b"\n",
+        }
+        for name, data in texts.items():
+            path = os.path.join(folder, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            linecache.checkcache(path)
+            linecache.cache.pop(path, None)
+            mine = _bridge._source_lines(path)
+            kept = linecache.cache.get(path)
+            linecache.cache.pop(path, None)
+            self.assertEqual(mine, linecache.getlines(path), name)
+            self.assertEqual(kept, linecache.cache.get(path), name)  # kept as linecache keeps it
+            self.assertEqual(_bridge._source_lines(path), linecache.getlines(path), name)
+        for missing in (os.path.join(folder, "missing.py"), "<string>", "", folder):
+            self.assertEqual(_bridge._source_lines(missing), linecache.getlines(missing), missing)
 
 
 class PerformanceTests(Base):

@@ -17,7 +17,8 @@ import sys
 from types import BuiltinFunctionType, CodeType, FunctionType, MethodType, ModuleType
 
 from . import _key
-from ._key import TYPES, Unkeyable, encode_call
+from ._key import REQUEST_HEAD as _HEAD
+from ._key import TYPES, Unkeyable, call_request
 
 try:
     import _host
@@ -36,6 +37,7 @@ _REFRESH = 1  # G flag: the value handed back could not be used, give me a ticke
 
 _pack_I = struct.Struct("<I").pack
 _pack_II = struct.Struct("<II").pack
+_pack_Q = struct.Struct("<Q").pack
 _loads = pickle.loads
 _CO_GENERATOR = 0x20
 _CO_COROUTINE = 0x80
@@ -138,13 +140,42 @@ def register(desc):
     """Registers a site; its handle, or None when calls of it must run uncached."""
     if not running():
         return None
-    import json
-
-    answer = _host_call(b"R" + json.dumps(desc, separators=(",", ":")).encode())
+    answer = _host_call(b"R" + _json_object(desc).encode())
     if len(answer) != 4:
         return None
     handle = int.from_bytes(answer, "little", signed=True)
     return handle if handle >= 0 else None
+
+
+def _json_object(desc):
+    """``json.dumps(desc, separators=(",", ":"))`` (the same text) for a dict of str, int, bool
+    and None values, with json's own string encoder but without importing json: its import
+    (json.decoder, json.scanner...) costs milliseconds in the runtime, on a program's first
+    call."""
+    try:
+        from _json import encode_basestring_ascii as quote
+    except ImportError:  # a Python without json's accelerator
+        quote = None
+    parts = []
+    for name, v in desc.items():
+        if v is None:
+            text = "null"
+        elif v is True:
+            text = "true"
+        elif v is False:
+            text = "false"
+        elif type(v) is int:
+            text = int.__repr__(v)
+        elif type(v) is str and quote is not None:
+            text = quote(v)
+        else:
+            quote = None
+        if quote is None or type(name) is not str:
+            import json
+
+            return json.dumps(desc, separators=(",", ":"))
+        parts.append(quote(name) + ":" + text)
+    return "{" + ",".join(parts) + "}"
 
 
 # -------------------------------------------------------------------------------------------------
@@ -227,12 +258,51 @@ def _last_line(code, last=0):
     return last
 
 
+def _source_lines(filename):
+    """``linecache.getlines(filename)`` (the same lines), without importing tokenize where the
+    file needs none of it: that import costs milliseconds in the runtime, on a program's first
+    call. tokenize decides a file's encoding (UTF-8 unless a BOM or a coding cookie in its first
+    two lines says otherwise) and reads it with universal newlines, as done here; anything
+    else (a file linecache holds already, a BOM, a cookie, bytes that are not UTF-8, a file
+    not found as named) goes through linecache itself. The lines read are kept in linecache's
+    cache as it keeps them, so the next function of the file, and a traceback, reads them
+    there."""
+    import linecache
+
+    if (
+        filename in linecache.cache
+        or not filename
+        or (filename.startswith("<") and filename.endswith(">"))
+    ):
+        return linecache.getlines(filename)
+    try:
+        with open(filename, "rb") as f:
+            stat = os.fstat(f.fileno())
+            data = f.read()
+    except (OSError, ValueError):
+        return linecache.getlines(filename)
+    top = data.split(b"\n", 2)[:2]
+    if data.startswith(b"\xef\xbb\xbf") or any(b"coding" in line for line in top):
+        return linecache.getlines(filename)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return linecache.getlines(filename)
+    import io
+
+    lines = io.StringIO(text, newline=None).readlines()
+    if not lines:  # versions differ on an empty file
+        return linecache.getlines(filename)
+    if not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    linecache.cache[filename] = (stat.st_size, stat.st_mtime, lines, filename)
+    return lines
+
+
 def _source_text(code):
     """The text of the lines a code object was compiled from (from its first line, decorators
     included, to the end of its last expression), or None."""
-    import linecache
-
-    lines = linecache.getlines(code.co_filename)
+    lines = _source_lines(code.co_filename)
     first = code.co_firstlineno
     if not lines or first < 1:
         return None
@@ -390,9 +460,35 @@ _MEMO_MAX_ANSWER = 128
 _MEMO_MAX_ENTRIES = 4096
 
 
+# Hit answers that are an int or a float pickled alone, by their length: the answer's head
+# (status, and the pickle up to its value: PROTO 5, FRAME of the exact length, the opcode) and
+# how to read the value after it, before STOP. pickle.dumps gives exactly these bytes for such a
+# value, and pickle.loads would give back exactly the value read here (the same bits); reading
+# it costs half of what building an unpickler does.
+def _scalar_answer(head, fmt):
+    unpack = struct.Struct(fmt)
+    return len(head) + unpack.size + 1, (head, len(head), unpack.unpack_from)
+
+
+_SCALAR_ANSWERS = dict(
+    (
+        _scalar_answer(b"\x00\x80\x05K", "<B"),  # BININT1 (0..255: too short to be framed)
+        _scalar_answer(b"\x00\x80\x05\x95" + _pack_Q(4) + b"M", "<H"),  # BININT2 (to 65535)
+        _scalar_answer(b"\x00\x80\x05\x95" + _pack_Q(6) + b"J", "<i"),  # BININT4 (32 bits)
+        _scalar_answer(b"\x00\x80\x05\x95" + _pack_Q(10) + b"G", ">d"),  # BINFLOAT
+    )
+)
+
+
 def _decode(r):
     """The value of a hit answer (status byte, pickle)."""
-    if len(r) <= _MEMO_MAX_ANSWER:
+    n = len(r)
+    small = _SCALAR_ANSWERS.get(n)
+    if small is not None:
+        head, at, unpack = small
+        if r[-1] == 46 and r.startswith(head):  # and ends with STOP
+            return unpack(r, at)[0]
+    if n <= _MEMO_MAX_ANSWER:
         value = _memo.get(r, _memo)
         if value is not _memo:
             return value
@@ -431,6 +527,7 @@ class Site:
         "rprefix",
         "disabled",
         "keep",
+        "closure",
     )
 
     def __init__(self, kind, module, file, line, ttl_secs, callee, fingerprint_of, params=()):
@@ -452,6 +549,9 @@ class Site:
         self.rprefix = None
         self.disabled = False
         self.keep = None
+        # Whether the callee's code has free variables (so its functions have closure cells,
+        # whose values count): set by `function_site`.
+        self.closure = False
 
     def _register(self):
         if not running():
@@ -479,7 +579,9 @@ class Site:
         self.rprefix = b"G" + _pack_II(handle, _REFRESH)
         return True
 
-    # The hot path: a Python function (or a method's function, with its object first).
+    # The hot path: a Python function (or a method's function, with its object first). A hit
+    # is one request and no more: every attribute lookup, call and allocation on this path
+    # shows in its cost.
     def call_function(self, func, args, kwargs):
         """Runs `func(*args, **kwargs)` through the store."""
         prefix = self.gprefix
@@ -488,25 +590,27 @@ class Site:
                 return func(*args, **kwargs)
             prefix = self.gprefix
         try:
-            key = encode_call(args, kwargs)
-            if func.__defaults__ is not None or func.__closure__ is not None or (
-                func.__kwdefaults__ is not None
-            ):
-                key += _function_extras(func, args, kwargs)
+            req = call_request(prefix, args, kwargs)
+            if self.closure or func.__defaults__ is not None or func.__kwdefaults__ is not None:
+                req += _function_extras(func, args, kwargs)
         except Unkeyable as e:
             raise self._unkeyable(e, args, kwargs) from None
         except RecursionError:
             _key.reset()
             raise self._too_deep() from None
-        _flush()
-        r = _host_call(prefix + key)
-        if r[0] == _HIT:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:  # a closed or odd stream: each alone, as `_flush` does
+            _flush()
+        r = _host_call(req)
+        if r[0] == 0:  # _HIT
             try:
                 value = _decode(r)
             except Exception as e:
-                return self._lookup_again(e, key, func, args, kwargs)
+                return self._lookup_again(e, req[_HEAD:], func, args, kwargs)
             return _ready(value) if self.is_async else value
-        return self._not_hit(r, key, func, args, kwargs)
+        return self._not_hit(r, req[_HEAD:], func, args, kwargs)
 
     def call(self, func, args, kwargs, key_args):
         """Runs `func(*args, **kwargs)` through the store, keyed by `key_args` (the arguments
@@ -517,21 +621,21 @@ class Site:
                 return func(*args, **kwargs)
             prefix = self.gprefix
         try:
-            key = encode_call(key_args, kwargs)
+            req = call_request(prefix, key_args, kwargs)
         except Unkeyable as e:
             raise self._unkeyable(e, key_args, kwargs) from None
         except RecursionError:
             _key.reset()
             raise self._too_deep() from None
         _flush()
-        r = _host_call(prefix + key)
+        r = _host_call(req)
         if r[0] == _HIT:
             try:
                 value = _decode(r)
             except Exception as e:
-                return self._lookup_again(e, key, func, args, kwargs, key_args)
+                return self._lookup_again(e, req[_HEAD:], func, args, kwargs, key_args)
             return _ready(value) if self.is_async else value
-        return self._not_hit(r, key, func, args, kwargs, key_args)
+        return self._not_hit(r, req[_HEAD:], func, args, kwargs, key_args)
 
     def _lookup_again(self, error, key, func, args, kwargs, key_args=None):
         log(
@@ -698,6 +802,7 @@ def function_site(func, kind, module, file, line, ttl_secs):
     site = Site(kind, module, file, line, ttl_secs, callee, fingerprint, _params(code))
     site.qualname = func.__qualname__
     site.code = code
+    site.closure = bool(code.co_freevars)
     site.keep = func if hasattr(func, "__wrapped__") else None
     flags = code.co_flags
     site.is_async = bool(flags & _CO_COROUTINE)

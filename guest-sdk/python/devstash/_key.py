@@ -151,12 +151,30 @@ def _len(n):
 # Scalars
 
 
-def _int_bytes(x):
+def _int_bytes_slow(x):
     n = (x.bit_length() + 8) >> 3  # room for the sign bit
     return _T_INT + _len(n) + x.to_bytes(n, "little", signed=True)
 
 
-_SMALL_INTS = {i: _int_bytes(i) for i in range(-256, 1025)}
+# Tag, size and value packed in one go for the sizes struct has: the bytes equal
+# `_int_bytes_slow`'s (a size-n int from the formula above always fits n signed bytes), with
+# one allocation instead of four (allocations dominate the cost of small encodings).
+_TAG_INT = _T_INT[0]
+_INT_PACKS = [None] * 9
+for _n, _c in ((1, "b"), (2, "h"), (4, "i"), (8, "q")):
+    _INT_PACKS[_n] = struct.Struct("<BB" + _c).pack
+
+
+def _int_bytes(x):
+    n = (x.bit_length() + 8) >> 3
+    if n < 9:
+        pack = _INT_PACKS[n]
+        if pack is not None:
+            return pack(_TAG_INT, n, x)
+    return _int_bytes_slow(x)
+
+
+_SMALL_INTS = {i: _int_bytes_slow(i) for i in range(-256, 1025)}
 
 
 def _enc_int(x, d):
@@ -164,8 +182,13 @@ def _enc_int(x, d):
     return b if b is not None else _int_bytes(x)
 
 
+_pack_float = struct.Struct("<Bd").pack
+_TAG_FLOAT = _T_FLOAT[0]
+_FLOAT_NAN = _T_FLOAT + _NAN
+
+
 def _enc_float(x, d):
-    return _T_FLOAT + (_pack_d(x) if x == x else _NAN)
+    return _pack_float(_TAG_FLOAT, x) if x == x else _FLOAT_NAN
 
 
 def _enc_complex(x, d):
@@ -180,17 +203,23 @@ def _utf8(s):
         return s.encode("utf-8", "surrogatepass")
 
 
+# Tag and length of short strs and bytes, one piece each (one concatenation per value, not two).
+_STR_HEADS = [_T_STR + _L[n] for n in range(128)]
+_BYTES_HEADS = [_T_BYTES + _L[n] for n in range(128)]
+
+
 def _enc_str(x, d):
     try:
         b = x.encode()
     except UnicodeEncodeError:  # lone surrogates are valid in a str
         b = x.encode("utf-8", "surrogatepass")
     n = len(b)
-    return _T_STR + (_L[n] if n < 128 else _varint_slow(n)) + b
+    return (_STR_HEADS[n] if n < 128 else _T_STR + _varint_slow(n)) + b
 
 
 def _enc_bytes(x, d):
-    return _T_BYTES + _len(len(x)) + x
+    n = len(x)
+    return (_BYTES_HEADS[n] if n < 128 else _T_BYTES + _varint_slow(n)) + x
 
 
 def _enc_bytearray(x, d):
@@ -925,23 +954,25 @@ def encode_call(args, kwargs):
 
     Raises `Unkeyable` for a value that cannot be keyed.
     """
-    if not kwargs:
-        if len(args) == 1:  # the common case: one argument, no keywords
-            a = args[0]
-            t = type(a)
-            if t is int:
-                b = _CALL_SMALL_INT.get(a)
-                if b is not None:
-                    return b
-            elif t is str and a.isascii():
-                n = len(a)
-                if n < 128:
-                    return _A1_STR + _L[n] + a.encode() + _L0
-            f = _ENC.get(t)
-            return _A1 + (f(a, 1) if f is not None else _enc(a, 1)) + _L0
-        parts = [_CALL, _len(len(args))]
-    else:
-        parts = [_CALL, _len(len(args))]
+    if not kwargs and len(args) == 1:  # the common case: one argument, no keywords
+        a = args[0]
+        t = type(a)
+        if t is int:
+            b = _CALL_SMALL_INT.get(a)
+            if b is not None:
+                return b
+        elif t is str and a.isascii():
+            n = len(a)
+            if n < 128:
+                return _A1_STR + _L[n] + a.encode() + _L0
+        f = _ENC.get(t)
+        return _A1 + (f(a, 1) if f is not None else _enc(a, 1)) + _L0
+    return _join_call([_CALL, _len(len(args))], args, kwargs)
+
+
+def _join_call(parts, args, kwargs):
+    # `parts` holds what comes before the arguments: 'A' and their count (after a request's
+    # head, for `call_request`).
     for a in args:
         f = _ENC.get(type(a))
         parts.append(f(a, 1) if f is not None else _enc(a, 1))
@@ -960,8 +991,55 @@ def encode_call(args, kwargs):
     return b"".join(parts)
 
 
+#: The length of the head `call_request` takes: a ``G`` request's op, handle and flags.
+REQUEST_HEAD = 9
+
+# A one-argument call's whole request in one struct.pack, for an int of a size struct has and
+# for a float (the commonest arguments): head, 'A' 1 and the tag, the value, 0 keywords.
+_REQ_INT_PACKS = [None] * 9
+for _n, _c in ((1, "b"), (2, "h"), (4, "i"), (8, "q")):
+    _REQ_INT_PACKS[_n] = struct.Struct(f"<{REQUEST_HEAD}s3sB{_c}B").pack
+_req_float_pack = struct.Struct(f"<{REQUEST_HEAD}s3sdB").pack
+
+
+def call_request(head, args, kwargs):
+    """``head + encode_call(args, kwargs)`` (the same bytes), made in one piece: `head` is
+    the `REQUEST_HEAD` bytes of a ``G`` request (op, handle, flags), and the whole request is
+    returned. Every allocation counts on a hit's path, so the commonest calls (one int, float or
+    str, no keywords) are packed straight into the request.
+
+    Raises `Unkeyable` for a value that cannot be keyed.
+    """
+    if not kwargs and len(args) == 1:
+        a = args[0]
+        t = type(a)
+        if t is int:
+            n = (a.bit_length() + 8) >> 3
+            if n < 9:
+                pack = _REQ_INT_PACKS[n]
+                if pack is not None:
+                    return pack(head, _A1_INT, n, a, 0)
+        elif t is str:
+            try:
+                b = a.encode()
+            except UnicodeEncodeError:  # lone surrogates: the general path
+                b = None
+            if b is not None:
+                n = len(b)
+                if n < 128:
+                    return b"".join((head, _A1_STR, _L[n], b, _L0))
+        elif t is float:
+            if a == a:
+                return _req_float_pack(head, _A1_FLOAT, a, 0)
+        f = _ENC.get(t)
+        return b"".join((head, _A1, f(a, 1) if f is not None else _enc(a, 1), _L0))
+    return _join_call([head, _CALL, _len(len(args))], args, kwargs)
+
+
 _A1 = _CALL + _L[1]
 _A1_STR = _A1 + _T_STR
+_A1_INT = _A1 + _T_INT
+_A1_FLOAT = _A1 + _T_FLOAT
 _L0 = _L[0]
 _CALL_SMALL_INT = {i: _A1 + b + _L0 for i, b in _SMALL_INTS.items()}
 _KW_NAMES = {}  # keyword names met so far -> their bytes
