@@ -1145,3 +1145,181 @@ attempt("read etc", lambda: open("/etc/passwd").read())
     assert!(r.stdout.contains("write own folder ALLOWED"), "{r:?}");
     assert_eq!(r.stdout.matches("ALLOWED").count(), 1, "{r:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 13. The runtime's files on a warm run
+
+/// A copy of the installed runtime's files in a folder of its own, so that a test may change
+/// them (every file copied: a hard link would change the installed one too).
+fn runtime_copy() -> tempfile::TempDir {
+    let installed = installed_artifacts();
+    let copy = tempfile::tempdir().unwrap();
+    for name in ["python.wasm", "python-stdlib.zip", "SHA256SUMS"] {
+        std::fs::copy(installed.join(name), copy.path().join(name)).unwrap();
+    }
+    copy
+}
+
+/// Counts the opens of one file, by any process, from the moment it is made (inotify).
+#[cfg(target_os = "linux")]
+struct Opens {
+    fd: std::os::fd::OwnedFd,
+}
+
+#[cfg(target_os = "linux")]
+impl Opens {
+    fn watch(path: &Path) -> Opens {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: plain system calls; the descriptor is owned from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        let wd = unsafe {
+            libc::inotify_add_watch(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                c.as_ptr(),
+                libc::IN_OPEN,
+            )
+        };
+        assert!(
+            wd >= 0,
+            "inotify_add_watch: {}",
+            std::io::Error::last_os_error()
+        );
+        Opens { fd }
+    }
+
+    /// The opens since the last call (the kernel queues them as they happen).
+    fn take(&self) -> usize {
+        let mut events = 0;
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reads into a buffer of the length given.
+            let n = unsafe {
+                libc::read(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            if n <= 0 {
+                return events;
+            }
+            let mut at = 0;
+            while at + std::mem::size_of::<libc::inotify_event>() <= n as usize {
+                // SAFETY: the kernel wrote whole events; read unaligned from the byte buffer.
+                let ev: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+                if ev.mask & libc::IN_OPEN != 0 {
+                    events += 1;
+                }
+                at += std::mem::size_of::<libc::inotify_event>() + ev.len as usize;
+            }
+        }
+    }
+}
+
+/// A warm run neither opens `python.wasm` nor hashes it: its check and the name of its
+/// compilation are remembered by its identity. A changed `python.wasm` is noticed all the same:
+/// other bytes of the same size written in place with the modification time set back, or
+/// another file renamed into place with a forged modification time, are refused as not matching
+/// `SHA256SUMS`; the right bytes back, it runs again. A memo of the compilation's name that
+/// was edited is not trusted: the run hashes the file again (rather than looking up, or
+/// compiling, a module under the edited name).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_warm_run_does_not_read_the_runtime_and_notices_when_it_changes() {
+    use std::os::unix::fs::MetadataExt;
+
+    let py = Py::new();
+    py.write("app.py", "print('ran')\n");
+    let rt = runtime_copy();
+    let wasm = rt.path().join("python.wasm");
+    let run = || -> Run {
+        py.cmd()
+            .env("DEVSTASH_PYTHON", rt.path())
+            .args(["run", "app.py"])
+            .output()
+            .unwrap()
+            .into()
+    };
+    let opens = Opens::watch(&wasm);
+
+    // The first run with this copy checks it (and finds its compilation by its bytes).
+    let r = run();
+    assert_eq!((r.code, r.stdout.as_str()), (0, "ran\n"), "{r:?}");
+    assert!(opens.take() > 0, "the first run reads python.wasm");
+    // Later runs do not open it.
+    for _ in 0..2 {
+        let r = run();
+        assert_eq!((r.code, r.stdout.as_str()), (0, "ran\n"), "{r:?}");
+        assert_eq!(opens.take(), 0, "a warm run opened python.wasm");
+    }
+
+    // An edited memo of the compilation's name: not trusted, the file is read again.
+    let meta = std::fs::metadata(&wasm).unwrap();
+    let prefix = format!("{} {} {} ", meta.dev(), meta.ino(), meta.size());
+    let modules = common::python::home().join("modules");
+    let memo = std::fs::read_dir(&modules)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .is_ok_and(|t| t.starts_with(&prefix) && p.extension().is_some_and(|e| e == "xxh3"))
+        })
+        .expect("a memo of python.wasm's hash in the per-user directory");
+    let text = std::fs::read_to_string(&memo).unwrap();
+    let mut fields: Vec<String> = text.split(' ').map(str::to_string).collect();
+    let hash = &mut fields[5];
+    assert_eq!(hash.len(), 32, "{text}");
+    let flipped = if hash.starts_with('0') { "1" } else { "0" };
+    hash.replace_range(..1, flipped);
+    std::fs::write(&memo, fields.join(" ")).unwrap();
+    let r = run();
+    assert_eq!((r.code, r.stdout.as_str()), (0, "ran\n"), "{r:?}");
+    assert!(opens.take() > 0, "an edited memo was trusted");
+    assert_eq!(
+        std::fs::read_to_string(&memo).unwrap(),
+        text,
+        "the memo is made anew"
+    );
+
+    // Other bytes of the same size, written in place, the modification time set back.
+    let original = std::fs::read(&wasm).unwrap();
+    let mtime = meta.modified().unwrap();
+    let mut changed = original.clone();
+    let at = changed.len() / 2;
+    changed[at] ^= 1;
+    let set_mtime = |p: &Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap()
+    };
+    std::fs::write(&wasm, &changed).unwrap();
+    set_mtime(&wasm);
+    let r = run();
+    assert_one_line_error(&r, "does not match its SHA256SUMS");
+    // Another file renamed into place, its modification time forged.
+    std::fs::write(&wasm, &original).unwrap();
+    assert_eq!(run().stdout, "ran\n");
+    let swap = rt.path().join("swap.wasm");
+    std::fs::write(&swap, &changed).unwrap();
+    set_mtime(&swap);
+    std::fs::rename(&swap, &wasm).unwrap();
+    let r = run();
+    assert_one_line_error(&r, "does not match its SHA256SUMS");
+    // The right bytes back: checked again, and run.
+    std::fs::write(rt.path().join("swap.wasm"), &original).unwrap();
+    std::fs::rename(rt.path().join("swap.wasm"), &wasm).unwrap();
+    let r = run();
+    assert_eq!((r.code, r.stdout.as_str()), (0, "ran\n"), "{r:?}");
+}

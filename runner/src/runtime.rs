@@ -155,7 +155,12 @@ pub fn prepare(
     limits: &Limits,
     compiled: Option<&engine::ModuleCache>,
 ) -> Result<Prepared> {
-    let file = engine::read_module(path)?;
+    // The Python runtime is 99 MB, hashed in more time than the rest of its load takes: its
+    // hash is remembered, so that a warm run does not read it.
+    let file = match compiled {
+        Some(cache) if kind == Kind::Python => cache.read_module_remembered(path)?,
+        _ => engine::read_module(path)?,
+    };
     let engine = engine::engine(limits.timeout.is_some(), limits.fuel.is_some())?;
     if kind == Kind::Python && compiled.is_some_and(|c| !c.has(&engine, file.hash)) {
         say(
