@@ -114,6 +114,9 @@ impl Sandbox {
             home.check_grant(&d.host)?;
         }
         let mut b = WasiCtxBuilder::new();
+        // The guest runs synchronously: its file calls are done on its own thread rather than
+        // handed to a pool thread and waited for (CPython's start-up makes ~300 of them).
+        b.allow_blocking_current_thread(true);
         b.inherit_stdio();
         b.args(&self.args);
         for v in &self.env {

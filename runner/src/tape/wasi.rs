@@ -164,6 +164,7 @@ pub fn instant_sleep(
         return Ok(false);
     };
     let mut earliest: Option<(u64, [u8; 8])> = None;
+    let mut lone_relative = n == 1;
     for sub in data[all].chunks_exact(SUBSCRIPTION_SIZE) {
         let tag = sub[8];
         let id = u32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
@@ -173,6 +174,7 @@ pub fn instant_sleep(
         }
         let timeout = u64::from_le_bytes(sub[24..32].try_into().expect("8 bytes"));
         let flags = u16::from_le_bytes(sub[40..42].try_into().expect("2 bytes"));
+        lone_relative &= flags & 1 == 0;
         let wait = if flags & 1 != 0 {
             timeout.saturating_sub(time.last(id))
         } else {
@@ -187,7 +189,12 @@ pub fn instant_sleep(
     };
     let mut event = [0u8; EVENT_SIZE];
     event[0..8].copy_from_slice(&userdata);
-    // error = success (0), type = clock (0), fd_readwrite zeroed: what wasmtime-wasi writes.
+    // error = success (0), type = clock (0), fd_readwrite zeroed: what wasmtime-wasi writes,
+    // except for a lone relative clock, which it sleeps on the guest's thread (the sandbox
+    // allows blocking it) and answers with `nbytes` 1: the replay writes the same bytes.
+    if lone_relative {
+        event[16..24].copy_from_slice(&1u64.to_le_bytes());
+    }
     data[ev].copy_from_slice(&event);
     data[out].copy_from_slice(&1u32.to_le_bytes());
     Ok(true)
