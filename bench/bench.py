@@ -169,11 +169,30 @@ class Row:
         self.met, self.bars = met, list(bars)
 
 
+# How long a hit run waits after the storing run: as a user's next run would, more than the
+# 100 ms after which devstash trusts its stamp of the cache directory instead of listing it
+# (see `store::pack`). The run that lists is measured on its own (`first_hit_run`).
+SETTLE = 0.25
+
+
 def hit_runs(cmd, reps=None):
-    """Median per-call ns of hit runs, after one storing run in a fresh directory."""
+    """Median per-call ns of hit runs, after one storing run in a fresh directory and a pause
+    (SETTLE); the first of them lists the directory (and leaves a stamp), the others trust it."""
     d = fresh()
     spawn(cmd, d)
+    time.sleep(SETTLE)
     return median([field(spawn(cmd, d)[1], "per_call_ns") for _ in range(reps or REPS)])
+
+
+def first_hit_run(cmd):
+    """Median per-call ns of the first hit run right after a storing run: it lists the cache
+    directory, which the store just changed."""
+    runs = []
+    for _ in range(REPS):
+        d = fresh()
+        spawn(cmd, d)
+        runs.append(field(spawn(cmd, d)[1], "per_call_ns"))
+    return median(runs)
 
 
 def miss_runs(cmd):
@@ -553,6 +572,7 @@ def python_rows(py, py_hit=None):
         calls = PY_BENCH / "guest_calls.py"
         d = fresh()
         stored = spawn(ds(calls, CALLS), d, capture_err=True)[1]
+        time.sleep(SETTLE)
         hit, plain = [], []
         for _ in range(REPS):
             text = spawn(ds(calls, CALLS), d)[1]
@@ -861,10 +881,13 @@ def core_rows(py, guest, quick):
     rounds = [miss_pairs(*miss_cmds) for _ in range(2)]
     jl_miss = miss_runs([py, str(WORKLOADS_PY), "joblib", str(JOBLIB_CALLS)])
     ds_hit = hit_runs(ds(guest, "calls", CALLS))
+    ds_listed = first_hit_run(ds(guest, "calls", CALLS))
     py_hit = hit_runs([py, str(WORKLOADS_PY), "calls", str(CALLS)])
     jl_hit = hit_runs([py, str(WORKLOADS_PY), "joblib", str(JOBLIB_CALLS)])
-    rows.append(Row(f"hit, small value, {CALLS:,} distinct keys, per call",
-                    f"{ds_hit / 1e3:.2f} µs",
+    rows.append(Row(f"hit, small value, {CALLS:,} distinct keys, per call (runs {SETTLE} s "
+                    "after the storing run)",
+                    f"{ds_hit / 1e3:.2f} µs (a run right after the store, which lists the "
+                    f"cache directory: {ds_listed / 1e3:.2f} µs)",
                     f"Python devstash {py_hit / 1e3:.2f} µs; joblib {jl_hit / 1e3:.1f} µs",
                     f"{py_hit / ds_hit:.1f}× faster than Python devstash; "
                     f"{jl_hit / ds_hit:.0f}× joblib", "≤ 0.5 µs", met=ds_hit <= 500,
