@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, guest};
+use common::{Sandbox, guest, rewrite_tape};
 use devstash_protocol::{ABI_VERSION, SiteDesc, SiteKind, codec};
-use devstash_runner::tape::format::{self, Event, SysData, Tape, WallReading};
+use devstash_runner::tape::format::{Event, SysData, Tape, WallReading};
 
 // ---------------------------------------------------------------------------------------------
 // Running devstash with a deadline, a memory watchdog and its peak RSS
@@ -600,20 +600,6 @@ fn printing_guest(dir: &Path, name: &str, text: &str) -> PathBuf {
 // ---------------------------------------------------------------------------------------------
 // Tapes
 // ---------------------------------------------------------------------------------------------
-
-/// Decodes the tape at `path`, lets `edit` change its events, and writes it back re-encoded (the
-/// header, and its event count, kept).
-fn rewrite_tape(path: &Path, mut edit: impl FnMut(&mut Event)) {
-    let bytes = std::fs::read(path).unwrap();
-    let mut tape = Tape::decode(&bytes).expect("a tape devstash wrote decodes");
-    let mut body = Vec::new();
-    let mut scratch = Vec::new();
-    for event in &mut tape.events {
-        edit(event);
-        event.encode_into(&mut body, &mut scratch);
-    }
-    std::fs::write(path, format::encode(&tape.header, &body)).unwrap();
-}
 
 /// The tape's events.
 fn tape_events(path: &Path) -> Vec<Event> {

@@ -15,9 +15,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::python::Py;
-use common::{Sandbox, guest, workspace};
+use common::{Sandbox, guest, rewrite_tape, workspace};
 use devstash_protocol::{ABI_VERSION, SiteDesc, SiteKind, codec};
-use devstash_runner::tape::format::{self, Event, Tape};
+use devstash_runner::tape::format::Event;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -481,19 +481,6 @@ fn a_python_divergence_shows_the_arguments_as_python() {
     }
     assert_no_control("the report", &replayed.stderr);
     assert!(!replayed.stdout.contains("computing"), "{replayed:?}");
-}
-
-/// Decodes the tape at `path`, lets `edit` change its events, and writes it back re-encoded.
-fn rewrite_tape(path: &Path, mut edit: impl FnMut(&mut Event)) {
-    let bytes = std::fs::read(path).unwrap();
-    let mut tape = Tape::decode(&bytes).expect("a tape devstash wrote decodes");
-    let mut body = Vec::new();
-    let mut scratch = Vec::new();
-    for event in &mut tape.events {
-        edit(event);
-        event.encode_into(&mut body, &mut scratch);
-    }
-    std::fs::write(path, format::encode(&tape.header, &body)).unwrap();
 }
 
 /// Bytes as a WAT string literal (every byte escaped).

@@ -204,16 +204,36 @@ impl Sandbox {
 
     /// Entry files in the cache directory.
     pub fn entries(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.cache())
-            .map(|rd| {
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|e| e == "stash"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        entry_files(&self.cache())
     }
+}
+
+/// Entry files in the cache directory `cache`, sorted (none if it does not exist).
+pub fn entry_files(cache: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(cache)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "stash"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Decodes the tape at `path`, lets `edit` change its events, and writes it back re-encoded (the
+/// header, and its event count, kept).
+pub fn rewrite_tape(path: &Path, mut edit: impl FnMut(&mut devstash_runner::tape::format::Event)) {
+    use devstash_runner::tape::format::{Tape, encode};
+    let bytes = std::fs::read(path).unwrap();
+    let mut tape = Tape::decode(&bytes).expect("a tape devstash wrote decodes");
+    let mut body = Vec::new();
+    let mut scratch = Vec::new();
+    for event in &mut tape.events {
+        edit(event);
+        event.encode_into(&mut body, &mut scratch);
+    }
+    std::fs::write(path, encode(&tape.header, &body)).unwrap();
 }
 
 /// A copy of a test guest (one with the `devstash-test-variant:0.` marker, such as tapeprobe) in

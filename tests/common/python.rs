@@ -118,15 +118,7 @@ impl Py {
 
     /// Entry files in the cache directory.
     pub fn entries(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.cache())
-            .map(|rd| {
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|e| e == "stash"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        super::entry_files(&self.cache())
     }
 
     /// The entry file whose name starts with `site`.
