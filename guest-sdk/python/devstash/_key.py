@@ -261,26 +261,24 @@ def _enter(x):
 # Containers
 
 
-def _enc_list(x, d):
-    if d > _DEEP:
-        i = _enter(x)
-        try:
-            return _T_LIST + _len(len(x)) + b"".join([_enc(v, d + 1) for v in x])
-        finally:
-            _active.discard(i)
-    d += 1
-    return _T_LIST + _len(len(x)) + b"".join([_enc(v, d) for v in x])
+def _sequence(tag):
+    """The encoder of a sequence type whose encoding starts with `tag`."""
+
+    def enc(x, d):
+        d += 1
+        if d > _DEEP + 1:
+            i = _enter(x)
+            try:
+                return tag + _len(len(x)) + b"".join([_enc(v, d) for v in x])
+            finally:
+                _active.discard(i)
+        return tag + _len(len(x)) + b"".join([_enc(v, d) for v in x])
+
+    return enc
 
 
-def _enc_tuple(x, d):
-    if d > _DEEP:
-        i = _enter(x)
-        try:
-            return _T_TUPLE + _len(len(x)) + b"".join([_enc(v, d + 1) for v in x])
-        finally:
-            _active.discard(i)
-    d += 1
-    return _T_TUPLE + _len(len(x)) + b"".join([_enc(v, d) for v in x])
+_enc_list = _sequence(_T_LIST)
+_enc_tuple = _sequence(_T_TUPLE)
 
 
 def _dict_body(x, d):
